@@ -1,0 +1,66 @@
+"""agentkit: agents on a model you host yourself, with tool calls that always parse.
+
+Example:
+    >>> from agentkit import Agent, tool
+    >>> from agentkit.testing import ScriptedBackend
+    >>> @tool
+    ... def shout(text: str) -> str:
+    ...     '''Upper-case a text.'''
+    ...     return text.upper()
+    >>> backend = ScriptedBackend([{"calls": [{"name": "shout", "arguments": {"text": "hi"}}]},
+    ...                            {"final_answer": "HI"}])
+    >>> Agent(backend, tools=[shout]).run("Shout hi").output
+    'HI'
+
+The local engine lives in `agentkit.engine` (it needs the `local` extra: torch, transformers...);
+importing `agentkit` itself stays light.
+"""
+
+from agentkit.agent import Agent
+from agentkit.backend import Backend, Generation, GenerationRequest
+from agentkit.errors import (
+    AgentkitError,
+    ContextOverflowError,
+    GrammarError,
+    InvalidStepError,
+    MaxStepsExceeded,
+    ModelLoadError,
+    ToolDefinitionError,
+    ToolError,
+)
+from agentkit.prompting import Example, ExampleCall
+from agentkit.registry import ToolRegistry
+from agentkit.steps import StepFormat, StepLimits
+from agentkit.tool import Tool, tool
+from agentkit.types import Message, Observation, RunResult, Step, ToolCall, Usage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "AgentkitError",
+    "Backend",
+    "ContextOverflowError",
+    "Example",
+    "ExampleCall",
+    "Generation",
+    "GenerationRequest",
+    "GrammarError",
+    "InvalidStepError",
+    "MaxStepsExceeded",
+    "Message",
+    "ModelLoadError",
+    "Observation",
+    "RunResult",
+    "Step",
+    "StepFormat",
+    "StepLimits",
+    "Tool",
+    "ToolCall",
+    "ToolDefinitionError",
+    "ToolError",
+    "ToolRegistry",
+    "Usage",
+    "__version__",
+    "tool",
+]

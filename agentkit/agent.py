@@ -1,0 +1,253 @@
+"""The planner loop: ask the model for a step, run its tool calls, feed the results back, repeat.
+
+One async generator (`Agent.aiter`) is the loop; `iter`, `run` and `arun` are thin drivers over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+
+from agentkit.backend import Backend, GenerationRequest
+from agentkit.errors import ContextOverflowError, InvalidStepError, MaxStepsExceeded
+from agentkit.prompting import Example, example_messages, invalid_step_message, observation_message, system_prompt
+from agentkit.registry import DEFAULT_MAX_OUTPUT_CHARS, DEFAULT_TIMEOUT_SECONDS, ToolRegistry
+from agentkit.steps import StepFormat, StepLimits, StepParseError
+from agentkit.tool import Tool
+from agentkit.types import Message, RunResult, Step, Usage
+
+
+class Agent:
+    """An agent: a backend, tools and instructions, run as a loop of typed steps.
+
+    Args:
+        backend: any `Backend` (e.g. `agentkit.engine.LocalEngine`, or `agentkit.testing.ScriptedBackend`).
+        tools: `Tool`s or plain typed functions (wrapped with `@tool`), or a ready `ToolRegistry`.
+        instructions: the agent's role and rules, put first in the system prompt.
+        output_type: type of the final answer: `str` (default), or e.g. a pydantic model.
+        max_steps: model calls that may produce a step before `MaxStepsExceeded` is raised.
+        examples: few-shot `Example`s rendered as conversation turns before the task.
+        limits: bounds the grammar puts on a step (thought length, calls per step, string sizes).
+        max_step_tokens: most tokens the model may write in one step.
+        temperature, top_p, seed: sampling; temperature 0 is greedy.
+        max_invalid_retries: how often an unparseable reply is fed back for a retry (remote backends).
+        tool_timeout, max_output_chars: defaults for tools that set none.
+
+    Example:
+        >>> from agentkit.testing import ScriptedBackend
+        >>> from agentkit.tools import calculator
+        >>> backend = ScriptedBackend([
+        ...     {"calls": [{"name": "calculator", "arguments": {"expression": "17 * 23"}}]},
+        ...     {"final_answer": "391"},
+        ... ])
+        >>> Agent(backend, tools=[calculator]).run("What is 17 * 23?").output
+        '391'
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        tools: Iterable[Tool | Callable[..., Any]] | ToolRegistry = (),
+        *,
+        instructions: str = "",
+        output_type: Any = str,
+        max_steps: int = 10,
+        examples: Iterable[Example] = (),
+        limits: StepLimits | None = None,
+        max_step_tokens: int = 512,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        max_invalid_retries: int = 2,
+        tool_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+    ) -> None:
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {max_steps}.")
+        self.backend = backend
+        self.registry = (
+            tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools, timeout=tool_timeout, max_output_chars=max_output_chars)
+        )
+        self.instructions = instructions
+        self.output_type = output_type
+        self.max_steps = max_steps
+        self.examples = list(examples)
+        self.step_format = StepFormat(self.registry, output_type=output_type, limits=limits)
+        self.max_step_tokens = max_step_tokens
+        self.temperature = temperature
+        self.top_p = top_p
+        self.seed = seed
+        self.max_invalid_retries = max_invalid_retries
+        self._grammar_schema = self.step_format.grammar_schema()
+        self._prefix = [
+            Message(role="system", content=system_prompt(instructions, self.registry, self.step_format)),
+            *example_messages(self.examples, self.step_format),
+        ]
+
+    # -- drivers ---------------------------------------------------------------------------------
+
+    def run(self, task: str) -> RunResult:
+        """Run the task to its final answer and return the whole run.
+
+        Raises `MaxStepsExceeded` (with `.partial`) when `max_steps` pass without an answer.
+        """
+        result = RunResult()
+        for _ in self._iter(task, result):
+            pass
+        return result
+
+    async def arun(self, task: str) -> RunResult:
+        """Async `run`: async tools run on the caller's event loop."""
+        result = RunResult()
+        async for _ in self._aiter(task, result):
+            pass
+        return result
+
+    def iter(self, task: str) -> Iterator[Step]:
+        """Yield each `Step` as soon as its tool calls have run; the last one has `is_final=True`."""
+        return self._iter(task, RunResult())
+
+    def aiter(self, task: str) -> AsyncIterator[Step]:
+        """Async `iter`."""
+        return self._aiter(task, RunResult())
+
+    def _iter(self, task: str, result: RunResult) -> Iterator[Step]:
+        steps = self._aiter(task, result)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            # No loop running here: drive the async loop on a private event loop in this thread.
+            loop = asyncio.new_event_loop()
+            try:
+                while True:
+                    try:
+                        yield loop.run_until_complete(steps.__anext__())
+                    except StopAsyncIteration:
+                        return
+            finally:
+                loop.run_until_complete(steps.aclose())
+                loop.close()
+        else:
+            # Called from async code (e.g. a notebook): run the loop in a helper thread instead.
+            yield from _iterate_in_thread(steps)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    async def _aiter(self, task: str, result: RunResult) -> AsyncIterator[Step]:
+        started = time.perf_counter()
+        messages = [*self._prefix, Message(role="user", content=task)]
+        result.messages = messages
+        for index in range(1, self.max_steps + 1):
+            step = await self._next_step(index, messages, result)
+            result.steps.append(step)
+            result.usage = result.usage + step.usage
+            if step.is_final:
+                result.output = step.output
+                result.seconds = time.perf_counter() - started
+                yield step
+                return
+            step_started = time.perf_counter()
+            step.observations = await self.registry.arun_all(step.calls)
+            step.tool_seconds = time.perf_counter() - step_started
+            messages.extend(observation_message(o) for o in step.observations)
+            result.seconds = time.perf_counter() - started
+            yield step
+        result.seconds = time.perf_counter() - started
+        raise MaxStepsExceeded(
+            f"No final answer after max_steps={self.max_steps} steps. Raise max_steps, or make the task or "
+            "instructions more direct. The run so far is in `.partial`.",
+            partial=result,
+        )
+
+    async def _next_step(self, index: int, messages: list[Message], result: RunResult) -> Step:
+        """Ask the backend for a valid step, feeding parse errors back up to `max_invalid_retries` times."""
+        usage = Usage()
+        rejected: list[str] = []
+        attempt_messages = list(messages)
+        while True:
+            request = GenerationRequest(
+                messages=attempt_messages,
+                json_schema=self._grammar_schema,
+                max_tokens=self.max_step_tokens,
+                temperature=self.temperature,
+                top_p=self.top_p,
+                seed=None if self.seed is None else self.seed + index + len(rejected),
+            )
+            try:
+                generation = await self.backend.agenerate(request)
+            except ContextOverflowError as exc:
+                exc.partial = result
+                raise
+            usage = usage + Usage(
+                prompt_tokens=generation.prompt_tokens,
+                completion_tokens=generation.completion_tokens,
+                model_calls=1,
+                generation_seconds=generation.seconds,
+            )
+            try:
+                if generation.finish_reason == "length":
+                    raise StepParseError(
+                        f"The reply was cut off at max_step_tokens={self.max_step_tokens}. Write a shorter step."
+                    )
+                parsed = self.step_format.parse(generation.text, step_index=index)
+            except StepParseError as exc:
+                rejected.append(generation.text)
+                if len(rejected) > self.max_invalid_retries:
+                    raise InvalidStepError(
+                        f"Step {index}: the model returned {len(rejected)} replies that are not valid steps; the "
+                        f"last error was: {exc} Use a backend with constrained decoding, raise "
+                        "max_invalid_retries, or raise max_step_tokens if replies are cut off.",
+                        outputs=rejected,
+                        partial=result,
+                    ) from None
+                attempt_messages = [
+                    *attempt_messages,
+                    Message(role="assistant", content=generation.text),
+                    invalid_step_message(str(exc), self.step_format),
+                ]
+                continue
+            messages.append(Message(role="assistant", content=generation.text))
+            return Step(
+                index=index,
+                thought=parsed.thought,
+                calls=parsed.calls,
+                is_final=parsed.is_final,
+                output=parsed.final_answer,
+                raw_output=generation.text,
+                rejected_outputs=rejected,
+                usage=usage,
+            )
+
+
+def _iterate_in_thread(steps: AsyncIterator[Step]) -> Iterator[Step]:
+    """Drive an async iterator on its own event loop in a worker thread, yielding its items here."""
+    items: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def worker() -> None:
+        async def pump() -> None:
+            try:
+                async for item in steps:
+                    items.put(("item", item))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                items.put(("error", exc))
+            else:
+                items.put(("done", None))
+
+        asyncio.run(pump())
+
+    thread = threading.Thread(target=worker, name="agentkit-loop", daemon=True)
+    thread.start()
+    while True:
+        kind, value = items.get()
+        if kind == "item":
+            yield value
+        elif kind == "error":
+            thread.join()
+            raise value
+        else:
+            thread.join()
+            return

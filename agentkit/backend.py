@@ -1,0 +1,58 @@
+"""The `Backend` protocol: the only thing the agent loop knows about models.
+
+A backend turns messages (plus, optionally, the JSON Schema a reply must satisfy) into text. The
+local engine, a remote OpenAI-compatible server and the test fakes all implement it; the loop never
+imports torch or transformers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from agentkit.types import Message
+
+
+class GenerationRequest(BaseModel):
+    """What the agent asks of a backend for one step.
+
+    `json_schema`, when set, is the schema the reply must satisfy; a backend that can constrain its
+    decoding to it (like the local engine) guarantees a parseable reply.
+    """
+
+    messages: list[Message]
+    json_schema: dict[str, Any] | None = None
+    max_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+class Generation(BaseModel):
+    """A backend's reply with its token counts and time."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    finish_reason: Literal["stop", "length"] = "stop"
+    details: dict[str, Any] = Field(default_factory=dict)  # backend-specific timings and counters
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Anything that can produce the next step's text.
+
+    `context_window` is the model's maximum sequence length in tokens (0 if unknown).
+    """
+
+    context_window: int
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        """Produce one reply (blocking)."""
+        ...
+
+    async def agenerate(self, request: GenerationRequest) -> Generation:
+        """Produce one reply without blocking the event loop."""
+        ...

@@ -1,0 +1,83 @@
+"""One exception tree for agentkit. Every message says what went wrong and what to do about it.
+
+Catch `AgentkitError` to handle anything agentkit raises on purpose.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agentkit.types import RunResult
+
+
+class AgentkitError(Exception):
+    """Base class of every error agentkit raises on purpose."""
+
+
+class ToolDefinitionError(AgentkitError, TypeError):
+    """A Python function cannot become a tool (missing annotation, `*args`, unsupported type...)."""
+
+
+class ToolError(AgentkitError):
+    """A tool could not be registered or looked up (e.g. two tools with the same name)."""
+
+
+class ModelLoadError(AgentkitError):
+    """A model or tokenizer could not be loaded (missing path, unreadable GGUF, missing package)."""
+
+
+class GrammarError(AgentkitError):
+    """The step schema could not be compiled into a grammar, or decoding left the grammar."""
+
+
+class ContextOverflowError(AgentkitError):
+    """The prompt does not fit in the model's context window.
+
+    Attributes:
+        prompt_tokens: tokens in the prompt.
+        context_window: the model's maximum sequence length.
+        reserved_tokens: tokens kept free for the model's reply.
+        partial: the run so far, when raised by an agent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        prompt_tokens: int = 0,
+        context_window: int = 0,
+        reserved_tokens: int = 0,
+        partial: RunResult | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.context_window = context_window
+        self.reserved_tokens = reserved_tokens
+        self.partial = partial
+
+
+class InvalidStepError(AgentkitError):
+    """The backend kept returning text that is not a valid step, after every retry.
+
+    Attributes:
+        outputs: the rejected texts, oldest first.
+        partial: the run so far (no completed step is lost).
+    """
+
+    def __init__(self, message: str, *, outputs: list[str], partial: RunResult | None = None) -> None:
+        super().__init__(message)
+        self.outputs = outputs
+        self.partial = partial
+
+
+class MaxStepsExceeded(AgentkitError):
+    """The agent used all of `max_steps` without a final answer.
+
+    Attributes:
+        partial: the run so far: every step, message and token count.
+    """
+
+    def __init__(self, message: str, *, partial: RunResult) -> None:
+        super().__init__(message)
+        self.partial = partial

@@ -1,0 +1,168 @@
+"""`ToolRegistry`: the tools an agent may call, and the one place where calls are validated and run.
+
+Every failure (unknown tool, invalid arguments, exception, timeout) becomes an `Observation` with
+`is_error=True` that the model reads next; nothing a tool does can crash the agent loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agentkit.errors import ToolError
+from agentkit.tool import Tool, tool
+from agentkit.types import Observation, ToolCall
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_MAX_OUTPUT_CHARS = 4000
+
+
+class ToolRegistry:
+    """A set of uniquely named tools plus the rules for running them.
+
+    Example:
+        >>> from agentkit.tools import calculator
+        >>> registry = ToolRegistry([calculator])
+        >>> registry.names
+        ['calculator']
+        >>> registry.run(ToolCall(id="1", name="calculator", arguments={"expression": "2 ** 10"})).content
+        '1024'
+    """
+
+    def __init__(
+        self,
+        tools: Iterable[Tool | Callable[..., Any]] = (),
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+    ) -> None:
+        self.timeout = timeout
+        self.max_output_chars = max_output_chars
+        self._tools: dict[str, Tool] = {}
+        for item in tools:
+            self.register(item)
+
+    def register(self, item: Tool | Callable[..., Any]) -> Tool:
+        """Add a tool (or a plain typed function, wrapped with `@tool`). Names must be unique."""
+        new = item if isinstance(item, Tool) else tool(item)
+        if new.name in self._tools:
+            raise ToolError(
+                f"Two tools are named {new.name!r}. Tool names must be unique: rename one with "
+                f"@tool(name='...')."
+            )
+        self._tools[new.name] = new
+        return new
+
+    def get(self, name: str) -> Tool:
+        """Return the tool called `name`; raise `ToolError` listing the known names if there is none."""
+        try:
+            return self._tools[name]
+        except KeyError:
+            raise ToolError(f"No tool named {name!r}. Known tools: {self.names}.") from None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def fingerprint(self) -> str:
+        """A short hash of every tool's name, description and schema: same tools, same grammar."""
+        spec = [[t.name, t.description, t.parameters] for t in self]
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+    # -- execution -------------------------------------------------------------------------------
+
+    async def arun(self, call: ToolCall) -> Observation:
+        """Validate and run one call; always return an Observation, never raise for tool failures."""
+        started = time.perf_counter()
+
+        def failed(error_type: str, message: str) -> Observation:
+            return Observation(
+                call_id=call.id,
+                name=call.name,
+                content=message,
+                is_error=True,
+                error_type=error_type,
+                duration_seconds=time.perf_counter() - started,
+            )
+
+        found = self._tools.get(call.name)
+        if found is None:
+            return failed("unknown_tool", f"Error: there is no tool named {call.name!r}. Use one of: {', '.join(self.names)}.")
+        try:
+            kwargs = found.validate_arguments(call.arguments)
+        except ValidationError as exc:
+            return failed("invalid_arguments", f"Error: invalid arguments for {call.name}: {_explain(exc)}. Fix them and call again.")
+
+        timeout = found.timeout if found.timeout is not None else self.timeout
+        try:
+            if found.is_async:
+                value = await asyncio.wait_for(found.fn(**kwargs), timeout)
+            else:
+                # A sync tool runs in a worker thread so a slow one cannot stall the event loop. A thread
+                # cannot be killed: on timeout it is abandoned and finishes in the background.
+                value = await asyncio.wait_for(asyncio.to_thread(found.fn, **kwargs), timeout)
+        except asyncio.TimeoutError:
+            return failed("timeout", f"Error: {call.name} did not finish within {timeout:g} s and was stopped.")
+        except Exception as exc:  # noqa: BLE001 - every tool failure becomes an observation
+            return failed("exception", f"Error: {call.name} failed: {type(exc).__name__}: {exc}")
+
+        limit = found.max_output_chars if found.max_output_chars is not None else self.max_output_chars
+        content, truncated = _truncate(format_value(value), limit)
+        return Observation(
+            call_id=call.id,
+            name=call.name,
+            content=content,
+            truncated=truncated,
+            value=value,
+            duration_seconds=time.perf_counter() - started,
+        )
+
+    async def arun_all(self, calls: Sequence[ToolCall]) -> list[Observation]:
+        """Run the calls of one step concurrently; the observations come back in call order."""
+        return list(await asyncio.gather(*(self.arun(call) for call in calls)))
+
+    def run(self, call: ToolCall) -> Observation:
+        """Synchronous `arun`, for scripts and tests outside an event loop."""
+        return asyncio.run(self.arun(call))
+
+
+def format_value(value: Any) -> str:
+    """Render a tool's return value as the text the model reads."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _truncate(text: str, limit: int) -> tuple[str, bool]:
+    if len(text) <= limit:
+        return text, False
+    return f"{text[:limit]}\n[output truncated: showing {limit} of {len(text)} characters]", True
+
+
+def _explain(exc: ValidationError) -> str:
+    """One line per problem, with the argument's path: short enough for a small model to act on."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "arguments"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)

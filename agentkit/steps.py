@@ -1,0 +1,233 @@
+"""The step format: the JSON Schema of "the model's next step", and the parser back to typed calls.
+
+A step is one JSON object, either
+    {"thought": "...", "calls": [{"name": "<tool>", "arguments": {...}}, ...]}
+or
+    {"thought": "...", "final_answer": <answer typed by output_type>}
+
+The schema is a discriminated union over the tool names, each with its own argument schema, plus the
+final answer. Strings, arrays and map keys that the user's types leave unbounded get bounds in the
+*grammar* copy of the schema so that a small (or random) model cannot ramble until the token limit;
+validation still uses the user's own types.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from agentkit.registry import ToolRegistry
+from agentkit.tool import _tidy_schema
+from agentkit.types import ToolCall
+
+
+@dataclass(frozen=True)
+class StepLimits:
+    """Bounds the grammar puts on a step. Defaults suit small models; raise them for big ones.
+
+    thought_chars: length of the optional reasoning field; 0 (the default) leaves it out. Small models
+        do better without it (SmolLM2-135M invents results in its thoughts); turn it on for big ones.
+    max_calls: tool calls allowed in one step.
+    string_chars: default maxLength for tool-argument strings that set none.
+    answer_chars: default maxLength for a string final answer (and strings inside `output_type`).
+    array_items: default maxItems for arrays that set none.
+    """
+
+    thought_chars: int = 0
+    max_calls: int = 4
+    string_chars: int = 300
+    answer_chars: int = 600
+    array_items: int = 16
+    key_chars: int = 40
+
+
+class StepParseError(ValueError):
+    """The text is not a valid step; the message is written for the model to read and fix."""
+
+
+@dataclass(frozen=True)
+class ParsedStep:
+    """A step as data: either calls or a final answer."""
+
+    thought: str | None
+    calls: list[ToolCall]
+    final_answer: Any = None
+    is_final: bool = False
+
+
+class StepFormat:
+    """Builds the step schema for a tool set and parses model output against it.
+
+    Example:
+        >>> from agentkit.tools import calculator
+        >>> fmt = StepFormat(ToolRegistry([calculator]))
+        >>> step = fmt.parse('{"thought": "Multiply.", "calls": [{"name": "calculator", '
+        ...                  '"arguments": {"expression": "17 * 23"}}]}', step_index=1)
+        >>> step.calls[0].arguments
+        {'expression': '17 * 23'}
+    """
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        output_type: Any = str,
+        limits: StepLimits | None = None,
+    ) -> None:
+        self.registry = registry
+        self.output_type = output_type
+        self.limits = limits or StepLimits()
+        self._output_adapter: TypeAdapter[Any] = TypeAdapter(output_type)
+        self.schema = self._build_schema()
+        self.schema_hash = hashlib.sha256(json.dumps(self.schema, sort_keys=True).encode()).hexdigest()[:16]
+
+    # -- schema ----------------------------------------------------------------------------------
+
+    def _build_schema(self) -> dict[str, Any]:
+        limits = self.limits
+        defs: dict[str, Any] = {}
+        thought = {"thought": {"type": "string", "maxLength": limits.thought_chars}} if limits.thought_chars else {}
+        branches: list[dict[str, Any]] = []
+
+        call_variants = []
+        for t in self.registry:
+            arguments = _hoist_defs(t.parameters, prefix=f"{t.name}.", into=defs)
+            call_variants.append(
+                {
+                    "type": "object",
+                    "properties": {"name": {"const": t.name}, "arguments": arguments},
+                    "required": ["name", "arguments"],
+                    "additionalProperties": False,
+                }
+            )
+        if call_variants:
+            branches.append(
+                _object(
+                    {
+                        **thought,
+                        "calls": {
+                            "type": "array",
+                            "items": {"anyOf": call_variants} if len(call_variants) > 1 else call_variants[0],
+                            "minItems": 1,
+                            "maxItems": limits.max_calls,
+                        },
+                    }
+                )
+            )
+
+        answer = _tidy_schema(self._output_adapter.json_schema())
+        answer = _hoist_defs(answer, prefix="answer.", into=defs)
+        if answer.get("type") == "string" and "maxLength" not in answer:
+            answer = {**answer, "maxLength": limits.answer_chars}
+        branches.append(_object({**thought, "final_answer": answer}))
+
+        schema: dict[str, Any] = {"anyOf": branches} if len(branches) > 1 else branches[0]
+        if defs:
+            schema = {**schema, "$defs": defs}
+        return schema
+
+    def grammar_schema(self) -> dict[str, Any]:
+        """The schema the decoder enforces: `schema` with default bounds on unbounded values."""
+        return _bound(copy.deepcopy(self.schema), self.limits)
+
+    # -- parsing ---------------------------------------------------------------------------------
+
+    def parse(self, text: str, *, step_index: int) -> ParsedStep:
+        """Parse model output into calls or a final answer; raise `StepParseError` explaining the fix."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StepParseError(f"The reply is not valid JSON ({exc.msg} at character {exc.pos}).") from None
+        if not isinstance(data, dict):
+            raise StepParseError("The reply must be one JSON object with \"calls\" or \"final_answer\".")
+        thought = data.get("thought")
+        if thought is not None and not isinstance(thought, str):
+            raise StepParseError("\"thought\" must be a string.")
+        has_calls, has_answer = "calls" in data, "final_answer" in data
+        if has_calls == has_answer:
+            raise StepParseError("The reply must have exactly one of \"calls\" or \"final_answer\".")
+        if has_answer:
+            try:
+                answer = self._output_adapter.validate_python(data["final_answer"])
+            except ValidationError as exc:
+                raise StepParseError(f"\"final_answer\" does not match the required type: {exc.errors(include_url=False)[0]['msg']}.") from None
+            return ParsedStep(thought=thought, calls=[], final_answer=answer, is_final=True)
+
+        raw_calls = data["calls"]
+        if not isinstance(raw_calls, list) or not raw_calls:
+            raise StepParseError("\"calls\" must be a non-empty list of {\"name\": ..., \"arguments\": {...}}.")
+        calls = []
+        for i, raw in enumerate(raw_calls):
+            if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+                raise StepParseError(f"calls[{i}] must be an object with a string \"name\".")
+            arguments = raw.get("arguments", {})
+            if not isinstance(arguments, dict):
+                raise StepParseError(f"calls[{i}].arguments must be an object.")
+            calls.append(ToolCall(id=f"call_{step_index}_{i}", name=raw["name"], arguments=arguments))
+        return ParsedStep(thought=thought, calls=calls)
+
+    def render(self, step: ParsedStep) -> str:
+        """Serialise a step exactly as the grammar makes the model write it (for few-shot examples)."""
+        data: dict[str, Any] = {}
+        if self.limits.thought_chars and step.thought is not None:
+            data["thought"] = step.thought
+        if step.is_final:
+            answer = step.final_answer
+            data["final_answer"] = answer.model_dump(mode="json") if isinstance(answer, BaseModel) else answer
+        else:
+            data["calls"] = [{"name": c.name, "arguments": c.arguments} for c in step.calls]
+        return json.dumps(data, ensure_ascii=False)
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def _hoist_defs(schema: dict[str, Any], *, prefix: str, into: dict[str, Any]) -> dict[str, Any]:
+    """Move a sub-schema's `$defs` to the top level under unique names, rewriting its `$ref`s."""
+    schema = copy.deepcopy(schema)
+    local = schema.pop("$defs", {})
+    if not local:
+        return schema
+    renamed = {name: f"{prefix}{name}" for name in local}
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in renamed:
+                node = {**node, "$ref": f"#/$defs/{renamed[ref[8:]]}"}
+            return {k: rewrite(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]
+        return node
+
+    for name, sub in local.items():
+        into[renamed[name]] = rewrite(sub)
+    return rewrite(schema)
+
+
+def _bound(node: Any, limits: StepLimits) -> Any:
+    """Add maxLength / maxItems / key bounds where the schema leaves them open."""
+    if isinstance(node, dict):
+        kind = node.get("type")
+        if kind == "string" and not {"maxLength", "enum", "const", "pattern", "format"} & node.keys():
+            node["maxLength"] = limits.string_chars
+        if kind == "array" and "maxItems" not in node:
+            node["maxItems"] = max(limits.array_items, node.get("minItems", 0))
+        if kind == "object" and node.get("additionalProperties") not in (None, False):
+            node.setdefault("propertyNames", {"maxLength": limits.key_chars})
+            node.setdefault("maxProperties", limits.array_items)
+        for key, value in node.items():
+            if key in ("properties", "$defs") and isinstance(value, dict):
+                for sub in value.values():
+                    _bound(sub, limits)
+            elif key != "enum" and key != "const":
+                _bound(value, limits)
+    elif isinstance(node, list):
+        for item in node:
+            _bound(item, limits)
+    return node

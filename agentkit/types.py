@@ -1,0 +1,100 @@
+"""The typed records that cross every boundary: messages, tool calls, observations, steps and runs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class Message(BaseModel):
+    """One chat message as the model sees it.
+
+    Example:
+        >>> Message(role="user", content="What is 2 + 2?").role
+        'user'
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    content: str
+    name: str | None = None  # the tool's name, for role="tool"
+
+
+class Usage(BaseModel):
+    """Token counts and model time, for one model call or summed over a run."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model_calls: int = 0
+    generation_seconds: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            model_calls=self.model_calls + other.model_calls,
+            generation_seconds=self.generation_seconds + other.generation_seconds,
+        )
+
+
+class ToolCall(BaseModel):
+    """A call the model asked for: a tool name and its arguments.
+
+    Example:
+        >>> ToolCall(id="call_1", name="calculator", arguments={"expression": "17 * 23"}).name
+        'calculator'
+    """
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Observation(BaseModel):
+    """What a tool call returned, as the model will read it.
+
+    `is_error` is true when the call failed (exception, timeout, invalid arguments, unknown tool);
+    `content` then explains the failure so the model can react.
+    """
+
+    call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+    error_type: str | None = None
+    truncated: bool = False
+    duration_seconds: float = 0.0
+    value: Any = Field(default=None, exclude=True)  # the tool's raw return value, for user code
+
+
+class Step(BaseModel):
+    """One turn of the planner loop: the model's output and what came of it.
+
+    A step either calls tools (`calls`, with one `observations` entry per call) or ends the run
+    (`is_final`, with `output`).
+    """
+
+    index: int
+    thought: str | None = None
+    calls: list[ToolCall] = Field(default_factory=list)
+    observations: list[Observation] = Field(default_factory=list)
+    is_final: bool = False
+    output: Any = None
+    raw_output: str = ""
+    rejected_outputs: list[str] = Field(default_factory=list)  # invalid replies that were retried
+    usage: Usage = Field(default_factory=Usage)
+    tool_seconds: float = 0.0
+
+
+class RunResult(BaseModel):
+    """Everything a run produced: the answer, every step, the conversation and the token totals."""
+
+    output: Any = None
+    steps: list[Step] = Field(default_factory=list)
+    messages: list[Message] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    seconds: float = 0.0

