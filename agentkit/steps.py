@@ -211,18 +211,23 @@ def _hoist_defs(schema: dict[str, Any], *, prefix: str, into: dict[str, Any]) ->
 
 
 def _bound(node: Any, limits: StepLimits) -> Any:
-    """Add maxLength / maxItems / key bounds where the schema leaves them open."""
+    """Add maxLength / maxItems / key bounds where the schema leaves them open; forbid undeclared keys."""
     if isinstance(node, dict):
         kind = node.get("type")
         if kind == "string" and not {"maxLength", "enum", "const", "pattern", "format"} & node.keys():
             node["maxLength"] = limits.string_chars
         if kind == "array" and "maxItems" not in node:
             node["maxItems"] = max(limits.array_items, node.get("minItems", 0))
-        if kind == "object" and node.get("additionalProperties") not in (None, False):
-            node.setdefault("propertyNames", {"maxLength": limits.key_chars})
+        if kind == "object" and "properties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False  # undeclared keys would be ignored anyway; don't let the model invent them
+        extra = node.get("additionalProperties")
+        if kind == "object" and extra not in (None, False) and not {"properties", "patternProperties"} & node.keys():
+            # A map (dict[str, X]): bound its keys' length and its size. (llguidance has no propertyNames.)
+            node["patternProperties"] = {f"^.{{0,{limits.key_chars}}}$": extra if isinstance(extra, dict) else {}}
+            node["additionalProperties"] = False
             node.setdefault("maxProperties", limits.array_items)
         for key, value in node.items():
-            if key in ("properties", "$defs") and isinstance(value, dict):
+            if key in ("properties", "patternProperties", "$defs") and isinstance(value, dict):
                 for sub in value.values():
                     _bound(sub, limits)
             elif key != "enum" and key != "const":

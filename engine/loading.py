@@ -106,8 +106,9 @@ def load_model_and_tokenizer(folder: Path, gguf_file: str | None, *, device: str
     from transformers.utils import logging as hf_logging
 
     what = str(folder / gguf_file) if gguf_file else str(folder)
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # transformers is chatty about GGUF conversion; our errors say what matters
+    hf_logging.disable_progress_bar()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -123,6 +124,8 @@ def load_model_and_tokenizer(folder: Path, gguf_file: str | None, *, device: str
         raise ModelLoadError(f"Could not load a causal language model from {what!r}: {type(exc).__name__}: {exc}") from exc
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     try:
         model.to(device)
     except Exception as exc:  # noqa: BLE001

