@@ -14,7 +14,7 @@ from typing import Any
 
 from agentkit.backend import Backend, GenerationRequest
 from agentkit.errors import ContextOverflowError, InvalidStepError, MaxStepsExceeded
-from agentkit.prompting import Example, example_messages, invalid_step_message, observation_message, system_prompt
+from agentkit.prompting import DEFAULT_EXAMPLES, Example, example_messages, invalid_step_message, observation_message, system_prompt
 from agentkit.registry import DEFAULT_MAX_OUTPUT_CHARS, DEFAULT_TIMEOUT_SECONDS, ToolRegistry
 from agentkit.steps import StepFormat, StepLimits, StepParseError
 from agentkit.tool import Tool
@@ -30,7 +30,8 @@ class Agent:
         instructions: the agent's role and rules, put first in the system prompt.
         output_type: type of the final answer: `str` (default), or e.g. a pydantic model.
         max_steps: model calls that may produce a step before `MaxStepsExceeded` is raised.
-        examples: few-shot `Example`s rendered as conversation turns before the task.
+        examples: few-shot `Example`s rendered as conversation turns before the task; None uses a
+            generic one (`agentkit.prompting.DEFAULT_EXAMPLES`), [] uses none.
         limits: bounds the grammar puts on a step (thought length, calls per step, string sizes).
         max_step_tokens: most tokens the model may write in one step.
         temperature, top_p, seed: sampling; temperature 0 is greedy.
@@ -56,7 +57,7 @@ class Agent:
         instructions: str = "",
         output_type: Any = str,
         max_steps: int = 10,
-        examples: Iterable[Example] = (),
+        examples: Iterable[Example] | None = None,
         limits: StepLimits | None = None,
         max_step_tokens: int = 512,
         temperature: float = 0.0,
@@ -75,7 +76,7 @@ class Agent:
         self.instructions = instructions
         self.output_type = output_type
         self.max_steps = max_steps
-        self.examples = list(examples)
+        self.examples = list(DEFAULT_EXAMPLES if examples is None else examples)
         self.step_format = StepFormat(self.registry, output_type=output_type, limits=limits)
         self.max_step_tokens = max_step_tokens
         self.temperature = temperature

@@ -40,6 +40,18 @@ class Example(BaseModel):
     answer: Any
 
 
+# Used when an agent is given no examples of its own. One worked turn (call, result, answer from the
+# result) lifts SmolLM2-135M from answering blind to calling the tool first; its tool is fictional on
+# purpose, and the grammar stops the model from ever calling it.
+DEFAULT_EXAMPLES = [
+    Example(
+        task="What is the weather in Oslo?",
+        calls=[ExampleCall(name="get_weather", arguments={"city": "Oslo"}, result="12°C, rain")],
+        answer="12°C, rain",
+    )
+]
+
+
 def system_prompt(instructions: str, registry: ToolRegistry, step_format: StepFormat) -> str:
     """The system prompt: instructions, the step format and the tool list."""
     tools = []

@@ -36,6 +36,9 @@ class StepLimits:
     string_chars: default maxLength for tool-argument strings that set none.
     answer_chars: default maxLength for a string final answer (and strings inside `output_type`).
     array_items: default maxItems for arrays that set none.
+    key_chars: length bound for the keys of maps (`dict[str, X]`).
+    nonempty_strings: required string arguments get minLength 1 (an empty required string is
+        almost always a small model giving up, not a real value).
     """
 
     thought_chars: int = 0
@@ -44,6 +47,7 @@ class StepLimits:
     answer_chars: int = 600
     array_items: int = 16
     key_chars: int = 40
+    nonempty_strings: bool = True
 
 
 class StepParseError(ValueError):
@@ -218,6 +222,11 @@ def _bound(node: Any, limits: StepLimits) -> Any:
             node["maxLength"] = limits.string_chars
         if kind == "array" and "maxItems" not in node:
             node["maxItems"] = max(limits.array_items, node.get("minItems", 0))
+        if kind == "object" and limits.nonempty_strings:
+            for name in node.get("required", []):
+                prop = node.get("properties", {}).get(name)
+                if isinstance(prop, dict) and prop.get("type") == "string" and not {"minLength", "enum", "const", "pattern"} & prop.keys():
+                    prop["minLength"] = 1
         if kind == "object" and "properties" in node and "additionalProperties" not in node:
             node["additionalProperties"] = False  # undeclared keys would be ignored anyway; don't let the model invent them
         extra = node.get("additionalProperties")
