@@ -198,6 +198,7 @@ class Agent:
             except StepParseError as exc:
                 rejected.append(generation.text)
                 if len(rejected) > self.max_invalid_retries:
+                    result.usage = result.usage + usage  # the rejected attempts cost tokens too
                     raise InvalidStepError(
                         f"Step {index}: the model returned {len(rejected)} replies that are not valid steps; the "
                         f"last error was: {exc} Use a backend with constrained decoding, raise "
@@ -225,30 +226,43 @@ class Agent:
 
 
 def _iterate_in_thread(steps: AsyncIterator[Step]) -> Iterator[Step]:
-    """Drive an async iterator on its own event loop in a worker thread, yielding its items here."""
-    items: queue.Queue[tuple[str, Any]] = queue.Queue()
+    """Drive an async iterator on its own event loop in a worker thread, one item per request.
+
+    Lockstep, so leaving the loop early (`break`) stops the agent instead of letting it run on, and
+    the worker's loop is closed without waiting for abandoned (timed-out) tool threads.
+    """
+    requests: queue.Queue[str] = queue.Queue()
+    replies: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     def worker() -> None:
-        async def pump() -> None:
-            try:
-                async for item in steps:
-                    items.put(("item", item))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                items.put(("error", exc))
-            else:
-                items.put(("done", None))
-
-        asyncio.run(pump())
+        loop = asyncio.new_event_loop()
+        try:
+            while requests.get() == "next":
+                try:
+                    item = loop.run_until_complete(steps.__anext__())
+                except StopAsyncIteration:
+                    replies.put(("done", None))
+                    return
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    replies.put(("error", exc))
+                    return
+                replies.put(("item", item))
+            loop.run_until_complete(steps.aclose())  # asked to stop early
+        finally:
+            loop.close()
 
     thread = threading.Thread(target=worker, name="agentkit-loop", daemon=True)
     thread.start()
-    while True:
-        kind, value = items.get()
-        if kind == "item":
-            yield value
-        elif kind == "error":
-            thread.join()
-            raise value
-        else:
-            thread.join()
-            return
+    try:
+        while True:
+            requests.put("next")
+            kind, value = replies.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        requests.put("stop")
+        thread.join()

@@ -138,7 +138,13 @@ class ToolRegistry:
 
     def run(self, call: ToolCall) -> Observation:
         """Synchronous `arun`, for scripts and tests outside an event loop."""
-        return asyncio.run(self.arun(call))
+        # Not asyncio.run: on exit it waits for the default executor, i.e. for a timed-out sync tool's
+        # abandoned thread, so the timeout would not return until the tool finished anyway.
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(self.arun(call))
+        finally:
+            loop.close()  # shuts the executor down without waiting
 
 
 def format_value(value: Any) -> str:
@@ -148,9 +154,14 @@ def format_value(value: Any) -> str:
     if isinstance(value, BaseModel):
         return value.model_dump_json()
     try:
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return json.dumps(value, ensure_ascii=False, default=_jsonable)
     except (TypeError, ValueError):
         return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    """`json.dumps` fallback: pydantic models nested in lists/dicts as JSON objects, the rest as text."""
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else str(value)
 
 
 def _truncate(text: str, limit: int) -> tuple[str, bool]:

@@ -14,6 +14,7 @@ validation still uses the user's own types.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -136,7 +137,15 @@ class StepFormat:
 
     def grammar_schema(self) -> dict[str, Any]:
         """The schema the decoder enforces: `schema` with default bounds on unbounded values."""
-        return _bound(copy.deepcopy(self.schema), self.limits)
+        schema = copy.deepcopy(self.schema)
+        # Strings inside the final answer are bounded by answer_chars, not string_chars (see StepLimits).
+        answer_limits = dataclasses.replace(self.limits, string_chars=self.limits.answer_chars)
+        final = schema["anyOf"][-1] if "anyOf" in schema else schema
+        _bound(final["properties"]["final_answer"], answer_limits)
+        for name, sub in schema.get("$defs", {}).items():
+            if name.startswith("answer."):
+                _bound(sub, answer_limits)
+        return _bound(schema, self.limits)
 
     # -- parsing ---------------------------------------------------------------------------------
 
@@ -219,7 +228,7 @@ def _bound(node: Any, limits: StepLimits) -> Any:
     if isinstance(node, dict):
         kind = node.get("type")
         if kind == "string" and not {"maxLength", "enum", "const", "pattern", "format"} & node.keys():
-            node["maxLength"] = limits.string_chars
+            node["maxLength"] = max(limits.string_chars, node.get("minLength", 0))
         if kind == "array" and "maxItems" not in node:
             node["maxItems"] = max(limits.array_items, node.get("minItems", 0))
         if kind == "object" and limits.nonempty_strings:

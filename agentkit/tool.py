@@ -127,7 +127,7 @@ def tool(
         ...     '''
         ...     return amount / 1.609344 if unit == "km" else amount * 1.609344
         >>> convert.parameters["properties"]["unit"]
-        {'enum': ['km', 'mi'], 'type': 'string', 'description': 'the unit `amount` is in.'}
+        {'description': 'the unit `amount` is in.', 'enum': ['km', 'mi'], 'type': 'string'}
     """
 
     def decorate(func: Callable[..., Any]) -> Tool:
@@ -170,10 +170,10 @@ def _tool_from_function(
     for param in inspect.signature(fn).parameters.values():
         where = f"parameter {param.name!r} of tool {tool_name!r}"
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            star = "*" if param.kind is param.VAR_POSITIONAL else "**"
+            star, hint = ("*", "list[str]") if param.kind is param.VAR_POSITIONAL else ("**", "dict[str, str]")
             raise ToolDefinitionError(
                 f"{where} is {star}{param.name}: a tool needs named, typed parameters. "
-                f"Replace it with a typed list or dict parameter, e.g. `{param.name}: list[str]`."
+                f"Replace it with a typed list or dict parameter, e.g. `{param.name}: {hint}`."
             )
         if param.kind is param.POSITIONAL_ONLY:
             raise ToolDefinitionError(
@@ -239,6 +239,8 @@ def _tidy_schema(schema: Any) -> Any:
                 continue
             if key in ("properties", "$defs") and isinstance(value, dict):
                 tidy[key] = {name: _tidy_schema(sub) for name, sub in value.items()}
+            elif key in ("default", "const", "enum", "examples"):
+                tidy[key] = value  # data, not schema: a "title" key in it is the user's
             else:
                 tidy[key] = _tidy_schema(value)
         return tidy

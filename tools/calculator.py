@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,8 @@ from agentkit.tool import tool
 MAX_EXPRESSION_CHARS = 500
 MAX_EXPONENT = 1000
 MAX_RESULT_DIGITS = 100  # |result| < 10**100 for integers
-MAX_DEPTH = 50
+MAX_DEPTH = 300  # a flat sum nests one level per term; 500 characters allow ~250 terms
+_THOUSANDS = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?!\d)")
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -65,7 +67,9 @@ def evaluate(expression: str) -> int | float:
     if len(expression) > MAX_EXPRESSION_CHARS:
         raise CalculatorError(f"The expression has {len(expression)} characters; the limit is {MAX_EXPRESSION_CHARS}.")
     # Accept the symbols people (and models) write for multiplication, division and powers.
-    text = expression.replace("×", "*").replace("÷", "/").replace("^", "**").replace(",", "")
+    text = expression.replace("×", "*").replace("÷", "/").replace("^", "**")
+    # Drop thousands separators ("1,234,567") but keep the commas between function arguments.
+    text = _THOUSANDS.sub(lambda match: match.group().replace(",", ""), text)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError:
