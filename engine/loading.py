@@ -13,6 +13,8 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,15 +105,10 @@ def torch_dtype(dtype: str | Any | None, device: str) -> Any:
 def load_model_and_tokenizer(folder: Path, gguf_file: str | None, *, device: str, dtype: Any) -> tuple[Any, Any]:
     """Load with transformers, turning its many failure modes into one `ModelLoadError` that says what to do."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     what = str(folder / gguf_file) if gguf_file else str(folder)
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # transformers is chatty about GGUF conversion; our errors say what matters
-    hf_logging.disable_progress_bar()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file, local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(
                 str(folder), gguf_file=gguf_file, dtype=dtype, local_files_only=True
@@ -122,10 +119,6 @@ def load_model_and_tokenizer(folder: Path, gguf_file: str | None, *, device: str
         raise ModelLoadError(f"Loading {what!r} needs a missing package: {exc}. Install `agentkit[local]`.") from exc
     except Exception as exc:  # noqa: BLE001 - transformers raises many types; the message names the file
         raise ModelLoadError(f"Could not load a causal language model from {what!r}: {type(exc).__name__}: {exc}") from exc
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
     try:
         model.to(device)
     except Exception as exc:  # noqa: BLE001
@@ -154,8 +147,9 @@ def cached_conversion(gguf_path: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        with _quiet_transformers():
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         (tmp / "agentkit-source.json").write_text(json.dumps({"gguf": str(gguf_path), "size": stat.st_size}))
         try:
             tmp.rename(target)
@@ -165,3 +159,21 @@ def cached_conversion(gguf_path: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' progress bars and conversion chatter; our own errors say what matters."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()

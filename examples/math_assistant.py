@@ -37,6 +37,7 @@ def build_agent(engine: LocalEngine) -> Agent:
 
 def main(question: str) -> None:
     started = time.perf_counter()
+    print("loading the embedded model (the first run converts its GGUF once, about 20 s)...")
     engine = LocalEngine.default()
     print(f"loaded {engine.name} in {time.perf_counter() - started:.1f} s")
     agent = build_agent(engine)
