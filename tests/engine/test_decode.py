@@ -1,0 +1,115 @@
+"""The decode loop: exact against HF generate, prefix reuse changes nothing but speed, jump-forward."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentkit import Agent, GenerationRequest, MaxStepsExceeded, Message, StepLimits
+from agentkit.tools import calculator
+
+PROMPTS = ["The capital of France is", "def fibonacci(n):", "Écris une phrase sur la mer."]
+
+
+@pytest.fixture(scope="module")
+def random_engine(smollm2_tokenizer, make_tiny_llama):
+    from agentkit.engine import LocalEngine
+
+    return LocalEngine.from_model(make_tiny_llama(smollm2_tokenizer, seed=99), smollm2_tokenizer)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_greedy_unconstrained_equals_hf_generate(smollm2, prompt):
+    import torch
+
+    from agentkit.engine.decode import decode
+
+    ids = smollm2.tokenizer(prompt)["input_ids"]
+    with torch.inference_mode():
+        reference = smollm2.model.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False, eos_token_id=None)
+    ours = decode(smollm2.model, ids, max_new_tokens=24, eos_ids=set())
+    assert ours.tokens == reference[0, len(ids):].tolist()
+
+
+def _run_steps(engine, tasks, **agent_options):
+    agent = Agent(engine, tools=[calculator], limits=StepLimits(string_chars=30), max_steps=3, **agent_options)
+    outputs = []
+    for task in tasks:
+        try:
+            outputs.append([s.raw_output for s in agent.run(task).steps])
+        except MaxStepsExceeded as exc:  # compare the partial steps
+            outputs.append([s.raw_output for s in exc.partial.steps])
+    return outputs
+
+
+def test_prefix_reuse_gives_the_same_steps_as_a_cold_engine(smollm2_tokenizer, random_engine):
+    from agentkit.engine import LocalEngine
+
+    cold = LocalEngine.from_model(random_engine.model, smollm2_tokenizer, kv_cache_bytes=0)
+    warm = LocalEngine.from_model(random_engine.model, smollm2_tokenizer)
+    tasks = ["What is 2 + 2?", "What is 2 + 3?", "What is 2 + 2?"]
+    for seed in range(3):
+        assert _run_steps(warm, tasks, temperature=1.0, seed=seed) == _run_steps(cold, tasks, temperature=1.0, seed=seed)
+    assert warm.prefix_cache.hits > 0 and cold.prefix_cache.hits == 0
+
+
+def test_a_step_prefills_only_its_new_tokens(smollm2_tokenizer, random_engine):
+    from agentkit.engine import LocalEngine
+
+    engine = LocalEngine.from_model(random_engine.model, smollm2_tokenizer)
+    history = [Message(role="system", content="You answer. " * 50), Message(role="user", content="Hi")]
+    first = engine.generate(GenerationRequest(messages=history, max_tokens=8, temperature=1.0, seed=1))
+    assert first.details["reused_tokens"] == 0
+    history += [Message(role="assistant", content=first.text), Message(role="tool", content="result: 42")]
+    second = engine.generate(GenerationRequest(messages=history, max_tokens=8, temperature=1.0, seed=1))
+    # Everything up to the previous prompt's end comes from the cache; only the reply (as re-tokenized
+    # from text: a random model's reply may split differently) and the observation are prefilled.
+    assert second.details["reused_tokens"] >= first.prompt_tokens
+    assert second.details["prefill_tokens"] == engine.count_tokens(history) - second.details["reused_tokens"]
+    assert second.details["prefill_tokens"] <= engine.count_tokens(history) - first.prompt_tokens
+
+
+def test_agents_with_the_same_system_prompt_share_it(smollm2_tokenizer, random_engine):
+    from agentkit.engine import LocalEngine
+
+    engine = LocalEngine.from_model(random_engine.model, smollm2_tokenizer)
+    agent = Agent(engine, tools=[calculator], max_steps=1)
+    request = GenerationRequest(messages=[*agent._prefix, Message(role="user", content="one")], max_tokens=4)
+    engine.generate(request)
+    other = request.model_copy(update={"messages": [*agent._prefix, Message(role="user", content="a different task")]})
+    generation = engine.generate(other)
+    system_tokens = engine.count_tokens(agent._prefix)
+    assert generation.details["reused_tokens"] >= system_tokens - 4
+    # The first conversation's cache was copied, not cut: asking it again reuses all of its prompt.
+    again = engine.generate(request)
+    assert again.details["reused_tokens"] == again.prompt_tokens - 1
+
+
+def test_kv_budget_evicts_least_recently_used(smollm2_tokenizer, random_engine):
+    from agentkit.engine import LocalEngine
+
+    engine = LocalEngine.from_model(random_engine.model, smollm2_tokenizer, kv_cache_bytes=200_000)
+    for i in range(6):
+        text = f"conversation {i}: " + "word " * 100
+        engine.generate(GenerationRequest(messages=[Message(role="user", content=text)], max_tokens=2))
+        assert engine.prefix_cache.nbytes <= 200_000
+    assert len(engine.prefix_cache) >= 1
+
+
+@pytest.mark.slow
+def test_jump_forward_cuts_forward_passes_on_tool_calls(smollm2):
+    """At least 30% fewer decode passes than generated tokens on a real tool-call step."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "math_assistant.py"
+    spec = importlib.util.spec_from_file_location("math_assistant", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    agent = module.build_agent(smollm2)
+    messages = [*agent._prefix, Message(role="user", content="What is 9 * 9 - 7?")]
+    generation = smollm2.generate(GenerationRequest(messages=messages, json_schema=agent.step_format.grammar_schema(), max_tokens=128))
+    decode_passes = generation.details["forward_passes"] - 1  # the first pass is the prefill
+    assert generation.text.startswith('{"calls": [{"name": "calculator"')
+    assert decode_passes <= 0.7 * generation.completion_tokens, generation.details
+    assert generation.details["jump_forward_tokens"] > 0
