@@ -70,9 +70,12 @@ class GrammarCompiler:
 class TokenMask:
     """A reusable bitmask buffer for one sequence: fill it from a matcher, apply it to logits."""
 
-    def __init__(self, vocab_size: int) -> None:
+    def __init__(self, vocab_size: int, *, pin_memory: bool = False) -> None:
         self.vocab_size = vocab_size
-        self.bits = torch.zeros((1, (vocab_size + 31) // 32), dtype=torch.int32)
+        # Pinned on CUDA so the copy to the GPU is truly asynchronous. The mask for the next token is
+        # computed on the CPU while the GPU still runs the forward pass that was just launched
+        # (kernel launches return at once); the only host sync per token is reading the sampled id.
+        self.bits = torch.zeros((1, (vocab_size + 31) // 32), dtype=torch.int32, pin_memory=pin_memory)
         # Bit i of word w allows token 32*w + i. int32 holds bit 31 as the sign bit; & still works.
         self._shifts = torch.tensor([1 << i if i < 31 else -(1 << 31) for i in range(32)], dtype=torch.int32)
 

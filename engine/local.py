@@ -61,7 +61,7 @@ class LocalEngine:
         )
         self.eos_ids = _eos_ids(model, tokenizer)
         self.grammars = GrammarCompiler(tokenizer)
-        self._mask = TokenMask(self.grammars.vocab_size)
+        self._mask = TokenMask(self.grammars.vocab_size, pin_memory=self.device.type == "cuda")
         self._lock = threading.Lock()  # one decode at a time: the model and mask buffer are shared
         self.prefix_cache = PrefixCache(kv_cache_bytes)
         self.jump_forward = jump_forward
