@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from agentkit.errors import ToolDefinitionError
 from agentkit.registry import ToolRegistry
 from agentkit.tool import _tidy_schema
 from agentkit.types import ToolCall
@@ -86,7 +87,15 @@ class StepFormat:
         self.registry = registry
         self.output_type = output_type
         self.limits = limits or StepLimits()
-        self._output_adapter: TypeAdapter[Any] = TypeAdapter(output_type)
+        try:
+            self._output_adapter: TypeAdapter[Any] = TypeAdapter(output_type)
+            self._output_adapter.json_schema()
+        except Exception as exc:  # noqa: BLE001 - pydantic raises several types for schema-less types
+            name = getattr(output_type, "__name__", repr(output_type))
+            raise ToolDefinitionError(
+                f"output_type={name} has no JSON Schema ({type(exc).__name__}), so the final answer cannot be "
+                "constrained. Use str, a pydantic model, or a list/dict/Literal of plain types."
+            ) from exc
         self.schema = self._build_schema()
         self.schema_hash = hashlib.sha256(json.dumps(self.schema, sort_keys=True).encode()).hexdigest()[:16]
 

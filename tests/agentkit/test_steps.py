@@ -334,3 +334,13 @@ def test_render_structured_answer_round_trips():
     text = fmt.render(step)
     assert json.loads(text) == {"final_answer": {"summary": "ok", "points": ["a", "b"], "score": 2.5}}
     assert fmt.parse(text, step_index=1) == step
+
+
+def test_output_type_without_a_schema_is_refused_clearly():
+    from agentkit import ToolDefinitionError
+
+    class Opaque:
+        pass
+
+    with pytest.raises(ToolDefinitionError, match="output_type=Opaque has no JSON Schema"):
+        StepFormat(ToolRegistry([]), output_type=Opaque)
