@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from agentkit.engine.loading import (
 from agentkit.types import Message
 
 
+TOKEN_MEMO_ENTRIES = 64  # remembered (prompt + reply) tokenisations
 DEFAULT_KV_CACHE_BYTES = 1 << 30  # KV caches kept between calls for prefix reuse (SmolLM2: ~46 KB a token)
 
 
@@ -64,6 +66,8 @@ class LocalEngine:
         self._mask = TokenMask(self.grammars.vocab_size, pin_memory=self.device.type == "cuda")
         self._lock = threading.Lock()  # one decode at a time: the model and mask buffer are shared
         self.prefix_cache = PrefixCache(kv_cache_bytes)
+        self._token_memo: OrderedDict[str, list[int]] = OrderedDict()
+        self._memo_lock = threading.Lock()
         self.jump_forward = jump_forward
 
     # -- constructors ----------------------------------------------------------------------------
@@ -99,7 +103,8 @@ class LocalEngine:
     def generate(self, request: GenerationRequest) -> Generation:
         """Decode one reply; constrained to `request.json_schema` when it is set."""
         started = time.perf_counter()
-        prompt_ids = self._prompt_ids(request.messages)
+        prompt_text = render_prompt(self.tokenizer, request.messages)
+        prompt_ids = self._tokenize(prompt_text)
         if self.context_window and len(prompt_ids) + request.max_tokens > self.context_window:
             raise ContextOverflowError(
                 f"The prompt has {len(prompt_ids)} tokens and the reply may need up to {request.max_tokens} more, "
@@ -134,6 +139,7 @@ class LocalEngine:
             )
             self.prefix_cache.put(result.cache_ids, result.cache)
         text = self.tokenizer.decode(result.tokens, skip_special_tokens=False)
+        self._remember(prompt_text + text, prompt_ids + result.tokens)
         return Generation(
             text=text,
             prompt_tokens=len(prompt_ids),
@@ -156,9 +162,32 @@ class LocalEngine:
         return await asyncio.to_thread(self.generate, request)
 
     def _prompt_ids(self, messages: list[Message]) -> list[int]:
-        text = render_prompt(self.tokenizer, messages)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self._tokenize(render_prompt(self.tokenizer, messages))
 
+    def _tokenize(self, text: str) -> list[int]:
+        """Token ids of a rendered prompt, splicing in the model's own tokens for text it wrote itself.
+
+        Re-tokenising a reply can split it differently from how the model sampled it (`c` + `alls`
+        vs `calls`), which would both change what the model sees and break prefix reuse one token into
+        the reply. So the ids of every (prompt + reply) are remembered, and a new prompt that extends
+        one of those texts reuses its ids and tokenises only the rest; this also keeps a step's
+        tokenising cost proportional to its new text.
+        """
+        best = ""
+        with self._memo_lock:
+            for known in self._token_memo:
+                if len(known) > len(best) and text.startswith(known):
+                    best = known
+            base = self._token_memo[best] if best else []
+        rest = text[len(best):]
+        return base + list(self.tokenizer(rest, add_special_tokens=False)["input_ids"]) if rest else list(base)
+
+    def _remember(self, text: str, ids: list[int]) -> None:
+        with self._memo_lock:
+            self._token_memo[text] = ids
+            self._token_memo.move_to_end(text)
+            while len(self._token_memo) > TOKEN_MEMO_ENTRIES:
+                self._token_memo.popitem(last=False)
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     ids: set[int] = set()

@@ -113,3 +113,20 @@ def test_jump_forward_cuts_forward_passes_on_tool_calls(smollm2):
     assert generation.text.startswith('{"calls": [{"name": "calculator"')
     assert decode_passes <= 0.7 * generation.completion_tokens, generation.details
     assert generation.details["jump_forward_tokens"] > 0
+
+
+def test_the_models_own_tokens_are_reused_even_when_they_retokenize_differently(smollm2_tokenizer, random_engine):
+    """A random model's reply re-tokenizes differently from how it was sampled; the engine splices in
+    the sampled ids, so the next step reuses the whole previous prompt and reply."""
+    from agentkit.engine import LocalEngine
+    from agentkit.engine.chat import render_prompt
+
+    engine = LocalEngine.from_model(random_engine.model, smollm2_tokenizer)
+    history = [Message(role="system", content="You answer. " * 50), Message(role="user", content="Hi")]
+    first = engine.generate(GenerationRequest(messages=history, max_tokens=12, temperature=1.0, seed=1))
+    history += [Message(role="assistant", content=first.text), Message(role="tool", content="result: 42")]
+    plain = smollm2_tokenizer(render_prompt(smollm2_tokenizer, history), add_special_tokens=False)["input_ids"]
+    assert engine._prompt_ids(history) != plain  # seed 1's reply really re-tokenizes differently
+    second = engine.generate(GenerationRequest(messages=history, max_tokens=4, temperature=1.0, seed=1))
+    # All of the first prompt and reply but the last sampled token (never run through the model) is reused.
+    assert second.details["reused_tokens"] == first.prompt_tokens + first.completion_tokens - 1
