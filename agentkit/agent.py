@@ -89,6 +89,16 @@ class Agent:
             *example_messages(self.examples, self.step_format),
         ]
 
+    def first_messages(self, task: str) -> list[Message]:
+        """The messages the model sees at step 1: system prompt, few-shot turns, then the task.
+
+        Example:
+            >>> from agentkit.testing import ScriptedBackend
+            >>> [m.role for m in Agent(ScriptedBackend([]), examples=[]).first_messages("Hi")]
+            ['system', 'user']
+        """
+        return [*self._prefix, Message(role="user", content=task)]
+
     # -- drivers ---------------------------------------------------------------------------------
 
     def run(self, task: str) -> RunResult:
@@ -140,7 +150,7 @@ class Agent:
 
     async def _aiter(self, task: str, result: RunResult) -> AsyncIterator[Step]:
         started = time.perf_counter()
-        messages = [*self._prefix, Message(role="user", content=task)]
+        messages = self.first_messages(task)
         result.messages = messages
         for index in range(1, self.max_steps + 1):
             step = await self._next_step(index, messages, result)

@@ -9,7 +9,8 @@ Measured in one run, step by step, on one scripted conversation whose context gr
   tokens as a `tool` message.
 Both contestants see the same conversation: the assistant message appended each step is the text
 agentkit generated (what a real agentkit loop would feed back); the naive loop's own reply is timed,
-compared and then discarded. Contestants, sharing one model object and the same prompt token ids:
+compared and then discarded. Contestants, sharing one model object and the same conversation text (agentkit splices in its own reply tokens, the naive loop re-tokenises the text, so the
+context columns differ by a few tokens per step):
 1. agentkit: one `LocalEngine` for all steps (prefix KV reuse + grammar jump-forward), greedy.
 2. naive: `model.generate` with outlines' JSON-schema logits processor (outlines_core backend by
    default), a fresh call per step with no KV cache kept: every step re-prefills the whole context.
@@ -247,7 +248,9 @@ def main() -> None:
         sync()
         n = naive.step(messages, args.step_tokens)
         sync()
-        assert a["context"] == n["context"], "both contestants must read the same prompt tokens"
+        # Same conversation text; the token counts differ a little because agentkit keeps the model's own
+        # reply tokens (sampled and grammar-forced) where the naive loop re-tokenises the reply text.
+        assert abs(a["context"] - n["context"]) <= 0.05 * n["context"], "both contestants must read the same conversation"
         rows.append({"step": step, "agentkit": a, "naive": n, "same_output": same_step(a["text"], n["text"])})
         messages += [Message(role="assistant", content=a["text"]), observation(tok, step, args.observation_tokens)]
 

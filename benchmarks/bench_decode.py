@@ -88,12 +88,12 @@ def main() -> None:
     processor = get_json_schema_logits_processor(
         "outlines_core", outlines.from_transformers(engine.model, engine.tokenizer), json.dumps(schema), r"[ ]?"
     )
-    warm_ids = engine._prompt_ids([*agent._prefix, Message(role="user", content="What is 1 + 1?")])
+    warm_ids = engine._prompt_ids(agent.first_messages("What is 1 + 1?"))
     hf_outlines_rate(engine, processor, warm_ids, 4)
 
     hf_rates, outlines_rates, free_rates, constrained_rates, mask_ms = [], [], [], [], []
     for question in QUESTIONS:
-        messages = [*agent._prefix, Message(role="user", content=question)]
+        messages = agent.first_messages(question)
         prompt_ids = engine._prompt_ids(messages)
         hf_rates.append(hf_generate_rate(engine, prompt_ids, args.tokens))
         outlines_rates.append(hf_outlines_rate(engine, processor, prompt_ids, 64)[0])

@@ -90,7 +90,7 @@ def engine_glue_ms(repeats: int) -> tuple[float, float, float, int] | None:
         print(f"engine glue skipped: {exc}")
         return None
     agent = Agent(FunctionBackend(lambda r: FINAL), tools=TOOLS)
-    messages = [*agent._prefix, Message(role="user", content="Ship it.")]
+    messages = agent.first_messages("Ship it.")
     for i in range(12):
         messages += [Message(role="assistant", content=str(CALL)), Message(role="tool", content=f"result {i}: " + "data " * 30)]
     render = []

@@ -74,11 +74,11 @@ def test_agents_with_the_same_system_prompt_share_it(smollm2_tokenizer, random_e
 
     engine = LocalEngine.from_model(random_engine.model, smollm2_tokenizer)
     agent = Agent(engine, tools=[calculator], max_steps=1)
-    request = GenerationRequest(messages=[*agent._prefix, Message(role="user", content="one")], max_tokens=4)
+    request = GenerationRequest(messages=agent.first_messages("one"), max_tokens=4)
     engine.generate(request)
-    other = request.model_copy(update={"messages": [*agent._prefix, Message(role="user", content="a different task")]})
+    other = request.model_copy(update={"messages": agent.first_messages("a different task")})
     generation = engine.generate(other)
-    system_tokens = engine.count_tokens(agent._prefix)
+    system_tokens = engine.count_tokens(agent.first_messages("")[:-1])
     assert generation.details["reused_tokens"] >= system_tokens - 4
     # The first conversation's cache was copied, not cut: asking it again reuses all of its prompt.
     again = engine.generate(request)
@@ -107,7 +107,7 @@ def test_jump_forward_cuts_forward_passes_on_tool_calls(smollm2):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     agent = module.build_agent(smollm2)
-    messages = [*agent._prefix, Message(role="user", content="What is 9 * 9 - 7?")]
+    messages = agent.first_messages("What is 9 * 9 - 7?")
     generation = smollm2.generate(GenerationRequest(messages=messages, json_schema=agent.step_format.grammar_schema(), max_tokens=128))
     decode_passes = generation.details["forward_passes"] - 1  # the first pass is the prefill
     assert generation.text.startswith('{"calls": [{"name": "calculator"')
