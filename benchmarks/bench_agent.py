@@ -207,6 +207,7 @@ def main() -> None:
     parser.add_argument("--dtype", default=None, help="float32 (CPU default), bfloat16 (CUDA default), float16")
     parser.add_argument("--random-8b", action="store_true", help="random-weight Llama-3.1-8B shape instead of SmolLM2")
     parser.add_argument("--random-layers", type=int, default=32, help="layers of --random-8b (fewer: smoke test)")
+    parser.add_argument("--tokenizer", help="tokenizer folder for --random-8b (default: the embedded SmolLM2's)")
     parser.add_argument("--outlines-backend", default="outlines_core", choices=["outlines_core", "llguidance"])
     parser.add_argument("--whitespace", default=r"[ ]?", help="outlines_core whitespace pattern ('default': its own)")
     parser.add_argument("--no-compile", action="store_true", help="torch._dynamo.config.disable = True (outlines' kernel runs eagerly)")
@@ -218,11 +219,16 @@ def main() -> None:
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
 
     started = time.perf_counter()
-    engine = LocalEngine.default(device=args.device, dtype=args.dtype)
     if args.random_8b:
-        from agentkit.engine.loading import torch_dtype
+        from transformers import AutoTokenizer
 
-        engine = random_8b(engine.tokenizer, args.device, torch_dtype(args.dtype, args.device), args.random_layers)
+        from agentkit.engine.loading import cached_conversion, embedded_gguf_path, torch_dtype
+
+        # The GPU machine gets SmolLM2's tokenizer files (--tokenizer), not the embedded model package.
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or str(cached_conversion(embedded_gguf_path())))
+        engine = random_8b(tokenizer, args.device, torch_dtype(args.dtype, args.device), args.random_layers)
+    else:
+        engine = LocalEngine.default(device=args.device, dtype=args.dtype)
     load_seconds = time.perf_counter() - started
     registry = ToolRegistry(TOOLS)
     schema = StepFormat(registry).grammar_schema()

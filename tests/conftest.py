@@ -32,11 +32,17 @@ def embedded_folder():
 
 
 @pytest.fixture(scope="session")
-def smollm2_tokenizer(embedded_folder):
-    """The real SmolLM2 tokenizer (49,152 tokens), as taken from the embedded GGUF."""
+def smollm2_tokenizer(request):
+    """The real SmolLM2 tokenizer (49,152 tokens), as taken from the embedded GGUF.
+
+    `AGENTKIT_TEST_TOKENIZER=DIR` loads it from a folder instead: the GPU machine gets the tokenizer
+    files (a few MB) but not the 93 MB model package (benchmarks/gpu/prepare.sh).
+    """
+    _require("torch", "local engine")
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(embedded_folder))
+    folder = os.environ.get("AGENTKIT_TEST_TOKENIZER") or str(request.getfixturevalue("embedded_folder"))
+    return AutoTokenizer.from_pretrained(folder)
 
 
 @pytest.fixture(scope="session")
