@@ -117,7 +117,10 @@ class LocalEngine:
         generator = None
         if request.temperature > 0:
             generator = torch.Generator(device=self.device)
-            generator.manual_seed(request.seed if request.seed is not None else torch.seed())
+            if request.seed is not None:
+                generator.manual_seed(request.seed)
+            else:
+                generator.seed()  # fresh entropy for this generator only; the global RNG is left alone
         with self._lock:
             from transformers import DynamicCache
 
