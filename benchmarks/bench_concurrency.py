@@ -1,9 +1,9 @@
 """Concurrent agents on one engine: aggregate constrained tokens/s and p50/p99 step latency.
 
 N math-assistant agents run at once with `asyncio.gather(agent.arun(...))` on one shared
-`LocalEngine` (the embedded SmolLM2 on CPU by default). Today the engine runs one decode at a time
-(a lock around the model), so aggregate throughput stays flat and latency grows with N: this is the
-baseline that continuous batching (engine issue) has to beat.
+`LocalEngine` (the embedded SmolLM2 on CPU by default), once per `max_batch` setting: 1 (requests
+take turns, each with jump-forward) and 8 (continuous batching: concurrent decodes share forward
+passes; forced tokens are fed one per pass in a batch).
 
 Run: `.venv/bin/python benchmarks/bench_concurrency.py [--agents 1,4,8]`
 """
@@ -48,17 +48,25 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--agents", default="1,4,8", help="comma-separated concurrency levels")
+    parser.add_argument("--max-batch", default="1,8", help="comma-separated engine max_batch settings to compare")
     args = parser.parse_args()
-    engine = LocalEngine.default()
+    base = LocalEngine.default()
+    for max_batch in (int(x) for x in args.max_batch.split(",")):
+        engine = LocalEngine.from_model(base.model, base.tokenizer, name=base.name, max_batch=max_batch)
+        report(engine, [int(x) for x in args.agents.split(",")])
+
+
+def report(engine: LocalEngine, levels: list[int]) -> None:
     asyncio.run(run_many(engine, 1))  # warm-up: compile the grammar, fill the shared-prefix cache
-    print(f"date {datetime.date.today().isoformat()}, CPU {platform.machine()}, {torch.get_num_threads()} threads, {engine.name}")
+    print(f"date {datetime.date.today().isoformat()}, CPU {platform.machine()}, {torch.get_num_threads()} threads, {engine.name}, max_batch={engine.max_batch}")
     print(f"{'agents':>6} {'wall s':>8} {'tokens':>7} {'agg tok/s':>10} {'p50 step s':>11} {'p99 step s':>11}")
-    for n in (int(x) for x in args.agents.split(",")):
+    for n in levels:
         wall, tokens, latencies = asyncio.run(run_many(engine, n))
         print(
             f"{n:>6} {wall:>8.2f} {tokens:>7} {tokens / wall:>10.1f} "
             f"{statistics.median(latencies):>11.2f} {percentile(latencies, 0.99):>11.2f}"
         )
+    print(f"largest batch decoded together: {engine._scheduler.largest_batch}")
 
 
 if __name__ == "__main__":

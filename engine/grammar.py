@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -40,23 +41,26 @@ class GrammarCompiler:
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._cache_size = cache_size
         self.compilations = 0  # how many schemas were actually compiled (tests check the cache works)
+        self._lock = threading.Lock()  # engines serve concurrent requests
 
     def grammar(self, schema: dict[str, Any]) -> str:
         """Return the compiled grammar for `schema`, compiling and validating it on first use."""
         key = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return cached
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
         LLMatcher = self._llguidance.LLMatcher
         grammar = LLMatcher.grammar_from_json_schema(schema, defaults=_JSON_OPTIONS)
         is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, self.tokenizer)
         if is_error:
             raise GrammarError(f"The step schema cannot be compiled into a grammar: {'; '.join(messages)}. Check the tool argument types.")
-        self.compilations += 1
-        self._cache[key] = grammar
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self.compilations += 1
+            self._cache[key] = grammar
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return grammar
 
     def matcher(self, schema: dict[str, Any]) -> Any:

@@ -15,7 +15,7 @@ import torch
 from agentkit.backend import Generation, GenerationRequest
 from agentkit.errors import ContextOverflowError
 from agentkit.engine.chat import render_prompt
-from agentkit.engine.decode import decode
+from agentkit.engine.batching import BatchScheduler, Job
 from agentkit.engine.grammar import GrammarCompiler, TokenMask
 from agentkit.engine.kv_cache import PrefixCache
 from agentkit.engine.loading import (
@@ -37,6 +37,8 @@ class LocalEngine:
 
     Between calls it keeps KV caches (`kv_cache_bytes`, LRU) so an agent step prefills only its new
     tokens, and it appends grammar-forced tokens without a decode step each (`jump_forward`).
+    Concurrent requests (e.g. many `Agent.arun` calls) decode together, up to `max_batch` at once
+    (default: 32 on CUDA, 1 on CPU where a batched pass costs about two single ones).
 
     Example:
         >>> engine = LocalEngine.default()                            # doctest: +SKIP
@@ -52,6 +54,7 @@ class LocalEngine:
         name: str = "model",
         kv_cache_bytes: int = DEFAULT_KV_CACHE_BYTES,
         jump_forward: bool = True,
+        max_batch: int | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -63,8 +66,13 @@ class LocalEngine:
         )
         self.eos_ids = _eos_ids(model, tokenizer)
         self.grammars = GrammarCompiler(tokenizer)
-        self._mask = TokenMask(self.grammars.vocab_size, pin_memory=self.device.type == "cuda")
-        self._lock = threading.Lock()  # one decode at a time: the model and mask buffer are shared
+        if max_batch is None:
+            # On CPU a batched pass costs ~2x a single one (matrix-vector beats small GEMMs on 2 cores)
+            # and a batch can't jump-forward, so concurrent requests take turns there (measured:
+            # benchmarks/RESULTS.md). On a GPU, decode is bandwidth-bound and batching is nearly free.
+            max_batch = 32 if self.device.type == "cuda" else 1
+        self.max_batch = max_batch
+        self._scheduler = BatchScheduler(model, max_batch=max_batch)
         self.prefix_cache = PrefixCache(kv_cache_bytes)
         self._token_memo: OrderedDict[str, list[int]] = OrderedDict()
         self._memo_lock = threading.Lock()
@@ -121,26 +129,25 @@ class LocalEngine:
                 generator.manual_seed(request.seed)
             else:
                 generator.seed()  # fresh entropy for this generator only; the global RNG is left alone
-        with self._lock:
-            from transformers import DynamicCache
+        from transformers import DynamicCache
 
-            matcher = self.grammars.matcher(request.json_schema) if request.json_schema is not None else None
-            kv, reused = self.prefix_cache.take(prompt_ids, new_cache=DynamicCache)
-            result = decode(
-                self.model,
-                prompt_ids,
-                max_new_tokens=request.max_tokens,
-                eos_ids=self.eos_ids,
-                matcher=matcher,
-                mask=self._mask,
-                temperature=request.temperature,
-                top_p=request.top_p,
-                generator=generator,
-                cache=kv,
-                cached_tokens=reused,
-                jump_forward=self.jump_forward,
-            )
-            self.prefix_cache.put(result.cache_ids, result.cache)
+        matcher = self.grammars.matcher(request.json_schema) if request.json_schema is not None else None
+        kv, reused = self.prefix_cache.take(prompt_ids, new_cache=DynamicCache)
+        job = Job(
+            prompt_ids=prompt_ids,
+            cache=kv,
+            cached_tokens=reused,
+            max_new_tokens=request.max_tokens,
+            eos_ids=self.eos_ids,
+            matcher=matcher,
+            mask=TokenMask(self.grammars.vocab_size, pin_memory=self.device.type == "cuda") if matcher else None,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            generator=generator,
+            jump_forward=self.jump_forward,
+        )
+        result = self._scheduler.submit(job)  # decodes together with any concurrent requests
+        self.prefix_cache.put(result.cache_ids, result.cache)
         text = self.tokenizer.decode(result.tokens, skip_special_tokens=False)
         self._remember(prompt_text + text, prompt_ids + result.tokens)
         return Generation(

@@ -1,0 +1,264 @@
+"""Continuous batching: concurrent requests on one engine decode together, one grammar state each.
+
+One scheduler thread owns the model. A request is prefilled alone (reusing its cached prefix), then
+joins the running batch; every decode step runs one forward pass for all active sequences. Rows are
+left-padded to a common length with a padding mask and their own positions, the standard layout of
+batched generation in transformers. When a sequence joins or leaves, the batch KV cache is rebuilt
+from per-row caches (a copy per membership change, amortised over the tokens of a step).
+
+Each row keeps its own grammar matcher, mask buffer, sampler settings and stop rule. Tokens the
+grammar forces (jump-forward) ride along in the same pass while a sequence decodes alone; in a batch
+they are fed one per step without sampling, so every row advances by one token per pass.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from agentkit.engine.decode import DecodeResult, sample
+from agentkit.engine.grammar import TokenMask
+from agentkit.errors import GrammarError
+
+
+@dataclass(eq=False)
+class Job:
+    """One request's decoding state."""
+
+    prompt_ids: list[int]
+    cache: Any  # this row's own DynamicCache (holds exactly `cache_ids`) while it is not in a batch
+    cached_tokens: int
+    max_new_tokens: int
+    eos_ids: set[int]
+    matcher: Any | None
+    mask: TokenMask | None
+    temperature: float
+    top_p: float
+    generator: torch.Generator | None
+    jump_forward: bool
+    future: Future = field(default_factory=Future)
+    tokens: list[int] = field(default_factory=list)
+    cache_ids: list[int] = field(default_factory=list)
+    feed: list[int] = field(default_factory=list)  # tokens to run through the model next
+    forced: list[int] = field(default_factory=list)  # grammar-forced tokens not yet fed (batch mode)
+    logits: torch.Tensor | None = None
+    forward_passes: int = 0
+    jump_forward_tokens: int = 0
+    mask_seconds: float = 0.0
+    prefill_seconds: float = 0.0
+    started: float = 0.0
+    finish: str = ""
+
+
+class BatchScheduler:
+    """Runs every decode of one model on one thread, stepping all active sequences together."""
+
+    def __init__(self, model: Any, *, max_batch: int = 32) -> None:
+        self.model = model
+        self.max_batch = max_batch
+        self._queue: queue.Queue[Job] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="agentkit-batcher", daemon=True)
+        self._thread.start()
+        self.largest_batch = 1  # for tests and benchmarks: most rows ever decoded in one pass
+
+    def submit(self, job: Job) -> DecodeResult:
+        """Queue `job` and block until it has finished decoding."""
+        self._queue.put(job)
+        return job.future.result()
+
+    # -- scheduler thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        active: list[Job] = []
+        stacked: list[Job] = []  # the rows of `batch`, in order (a lone row's batch is its own cache)
+        batch: Any = None
+        while True:
+            self._admit(active, block=not active)
+            if not active:
+                continue
+            try:
+                with torch.inference_mode():
+                    for job in active:
+                        self._choose(job)
+                    remaining = [job for job in active if not job.finish]
+                    stacked, batch = _regroup(stacked, batch, remaining)
+                    for job in active:
+                        if job.finish:
+                            self._complete(job)
+                    active = list(stacked)  # a copy: _admit appends to active
+                    if not active:
+                        continue
+                    self._forward(active, batch)
+            except BaseException as exc:  # noqa: BLE001 - fail the requests in flight, keep serving
+                for job in active:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                active, stacked, batch = [], [], None
+
+    def _admit(self, active: list[Job], *, block: bool) -> None:
+        while len(active) < self.max_batch:
+            try:
+                job = self._queue.get(block=block)
+            except queue.Empty:
+                return
+            block = False
+            try:
+                self._prefill(job)
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller, the scheduler lives on
+                job.future.set_exception(exc)
+                continue
+            active.append(job)
+
+    def _prefill(self, job: Job) -> None:
+        job.started = time.perf_counter()
+        with torch.inference_mode():
+            ids = torch.tensor([job.prompt_ids[job.cached_tokens :]], device=self.model.device)
+            out = self.model(input_ids=ids, past_key_values=job.cache, use_cache=True, logits_to_keep=1)
+        job.logits = out.logits[0, -1].float()
+        job.cache_ids = list(job.prompt_ids)
+        job.forward_passes = 1
+        job.prefill_seconds = time.perf_counter() - job.started
+
+    def _choose(self, job: Job) -> None:
+        """Pick this row's next input: a queued forced token, or mask + sample; decide if it is done."""
+        if job.forced:  # already counted in job.tokens when it was forced
+            job.feed = [job.forced.pop(0)]
+            return
+        logits = job.logits
+        job.logits = None
+        if job.matcher is not None and job.mask is not None:
+            t = time.perf_counter()
+            job.mask.fill(job.matcher)
+            job.mask.apply(logits)
+            job.mask_seconds += time.perf_counter() - t
+        token = sample(logits, job.temperature, job.top_p, job.generator)
+        if token in job.eos_ids and (job.matcher is None or job.matcher.is_accepting()):
+            job.finish = "stop"
+            return
+        step = [token]
+        if job.matcher is not None:
+            if not job.matcher.consume_token(token):
+                raise GrammarError(f"The grammar rejected token {token}: {job.matcher.get_error()}. This is a bug; please report it.")
+            if job.jump_forward and not job.matcher.is_stopped():
+                ff = job.matcher.compute_ff_tokens()[: job.max_new_tokens - len(job.tokens) - 1]
+                if ff:
+                    if not job.matcher.consume_tokens(ff):
+                        raise GrammarError(f"The grammar rejected its own forced tokens: {job.matcher.get_error()}.")
+                    step += ff
+                    job.jump_forward_tokens += len(ff)
+        job.tokens += step
+        job.feed, job.forced = step[:1], step[1:]
+        if job.matcher is not None and job.matcher.is_stopped():
+            job.finish = "stop"  # complete: the remaining forced tokens need no forward pass
+        elif len(job.tokens) >= job.max_new_tokens:
+            job.finish = "length"
+
+    def _forward(self, active: list[Job], batch: Any) -> None:
+        device = self.model.device
+        if len(active) == 1:  # alone: forced tokens ride along with the sampled one (jump-forward)
+            job = active[0]
+            job.feed, job.forced = job.feed + job.forced, []
+            out = self.model(input_ids=torch.tensor([job.feed], device=device), past_key_values=batch, use_cache=True, logits_to_keep=1)
+            job.logits = out.logits[0, -1].float()
+            job.cache_ids += job.feed
+            job.forward_passes += 1
+            return
+        self.largest_batch = max(self.largest_batch, len(active))
+        width = batch.get_seq_length()
+        lengths = [len(job.cache_ids) for job in active]
+        mask = torch.zeros((len(active), width + 1), dtype=torch.long, device=device)
+        for row, n in enumerate(lengths):
+            mask[row, width - n :] = 1  # left padding: each row's tokens end at the same column
+        ids = torch.tensor([job.feed[:1] for job in active], device=device)
+        positions = torch.tensor([[n] for n in lengths], device=device)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=batch, use_cache=True)
+        for row, job in enumerate(active):
+            job.logits = out.logits[row, -1].float()
+            job.cache_ids += job.feed[:1]
+            job.forward_passes += 1
+
+    def _complete(self, job: Job) -> None:
+        job.future.set_result(
+            DecodeResult(
+                tokens=job.tokens,
+                finish_reason="stop" if job.finish == "stop" else "length",
+                forward_passes=job.forward_passes,
+                prefill_tokens=len(job.prompt_ids) - job.cached_tokens,
+                jump_forward_tokens=job.jump_forward_tokens,
+                prefill_seconds=job.prefill_seconds,
+                decode_seconds=time.perf_counter() - job.started - job.prefill_seconds,
+                mask_seconds=job.mask_seconds,
+                cache=job.cache,
+                cache_ids=job.cache_ids,
+            )
+        )
+
+
+def _regroup(stacked: list[Job], batch: Any, remaining: list[Job]) -> tuple[list[Job], Any]:
+    """Update the batch for the rows that stay, leave and join; return the new row order and cache.
+
+    One copy per membership change: leaving rows get their own cache cut out, staying rows are kept
+    (left padding trimmed to the longest one), joining rows are appended.
+    """
+    staying_ids = {id(job) for job in remaining}
+    kept = [job for job in stacked if id(job) in staying_ids]
+    joining = [job for job in remaining if all(job is not other for other in stacked)]
+    if len(kept) == len(stacked) and not joining:
+        return stacked, batch
+    if len(stacked) > 1:
+        for job in stacked:
+            if id(job) not in staying_ids:
+                job.cache = _row_cache(batch, stacked.index(job), len(job.cache_ids))
+    rows = kept + joining
+    if not rows:
+        return [], None
+    if len(rows) == 1:
+        job = rows[0]
+        if len(stacked) > 1 and kept:
+            job.cache = _row_cache(batch, stacked.index(job), len(job.cache_ids))
+        return rows, job.cache
+    return rows, _rebuild(stacked, batch, kept, joining)
+
+
+def _row_cache(batch: Any, row: int, length: int) -> Any:
+    """One row's positions cut out of a left-padded batch cache (copied)."""
+    from transformers import DynamicCache
+
+    width = batch.get_seq_length()
+    own = DynamicCache()
+    for index, layer in enumerate(batch.layers):
+        own.update(layer.keys[row : row + 1, :, width - length :].clone(), layer.values[row : row + 1, :, width - length :].clone(), index)
+    return own
+
+
+def _rebuild(stacked: list[Job], batch: Any, kept: list[Job], joining: list[Job]) -> Any:
+    """A left-padded batch cache holding `kept` (taken from `batch`) then `joining` (their own caches)."""
+    from transformers import DynamicCache
+
+    rows = kept + joining
+    width = max(len(job.cache_ids) for job in rows)
+    old_width = batch.get_seq_length() if batch is not None else 0
+    source = {id(job): i for i, job in enumerate(stacked)} if len(stacked) > 1 else {}
+    layers = len(rows[0].cache.layers) if not source else len(batch.layers)
+    new = DynamicCache()
+    for index in range(layers):
+        sample_keys = batch.layers[index].keys if source else rows[0].cache.layers[index].keys
+        keys = sample_keys.new_zeros((len(rows), sample_keys.shape[1], width, sample_keys.shape[3]))
+        values = keys.clone()
+        for row, job in enumerate(rows):
+            n = len(job.cache_ids)
+            if id(job) in source:
+                i = source[id(job)]
+                keys[row, :, width - n :] = batch.layers[index].keys[i, :, old_width - n :]
+                values[row, :, width - n :] = batch.layers[index].values[i, :, old_width - n :]
+            else:
+                keys[row, :, width - n :] = job.cache.layers[index].keys[0, :, :n]
+                values[row, :, width - n :] = job.cache.layers[index].values[0, :, :n]
+        new.update(keys, values, index)
+    return new
