@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 from math_assistant import build_agent  # noqa: E402
 
-from agentkit import GenerationRequest, Message  # noqa: E402
+from agentkit import GenerationRequest  # noqa: E402
 from agentkit.engine import LocalEngine  # noqa: E402
 from agentkit.engine.decode import decode  # noqa: E402
 

@@ -22,9 +22,8 @@ from typing import Any
 
 import torch
 
-from agentkit.engine.decode import DecodeResult, sample
+from agentkit.engine.decode import DecodeResult, choose_next
 from agentkit.engine.grammar import TokenMask
-from agentkit.errors import GrammarError
 
 
 @dataclass(eq=False)
@@ -130,32 +129,21 @@ class BatchScheduler:
         if job.forced:  # already counted in job.tokens when it was forced
             job.feed = [job.forced.pop(0)]
             return
-        logits = job.logits
-        job.logits = None
-        if job.matcher is not None and job.mask is not None:
-            t = time.perf_counter()
-            job.mask.fill(job.matcher)
-            job.mask.apply(logits)
-            job.mask_seconds += time.perf_counter() - t
-        token = sample(logits, job.temperature, job.top_p, job.generator)
-        if token in job.eos_ids and (job.matcher is None or job.matcher.is_accepting()):
+        logits, job.logits = job.logits, None
+        choice = choose_next(
+            logits, matcher=job.matcher, mask=job.mask, temperature=job.temperature, top_p=job.top_p,
+            generator=job.generator, eos_ids=job.eos_ids, jump_forward=job.jump_forward,
+            budget=job.max_new_tokens - len(job.tokens),
+        )
+        job.mask_seconds += choice.mask_seconds
+        job.jump_forward_tokens += choice.forced
+        if choice.ended:
             job.finish = "stop"
             return
-        step = [token]
-        if job.matcher is not None:
-            if not job.matcher.consume_token(token):
-                raise GrammarError(f"The grammar rejected token {token}: {job.matcher.get_error()}. This is a bug; please report it.")
-            if job.jump_forward and not job.matcher.is_stopped():
-                ff = job.matcher.compute_ff_tokens()[: job.max_new_tokens - len(job.tokens) - 1]
-                if ff:
-                    if not job.matcher.consume_tokens(ff):
-                        raise GrammarError(f"The grammar rejected its own forced tokens: {job.matcher.get_error()}.")
-                    step += ff
-                    job.jump_forward_tokens += len(ff)
-        job.tokens += step
-        job.feed, job.forced = step[:1], step[1:]
-        if job.matcher is not None and job.matcher.is_stopped():
-            job.finish = "stop"  # complete: the remaining forced tokens need no forward pass
+        job.tokens += choice.tokens
+        job.feed, job.forced = choice.tokens[:1], choice.tokens[1:]
+        if choice.complete:
+            job.finish = "stop"  # the remaining forced tokens need no forward pass
         elif len(job.tokens) >= job.max_new_tokens:
             job.finish = "length"
 

@@ -47,6 +47,57 @@ def sample(logits: torch.Tensor, temperature: float, top_p: float, generator: to
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
+@dataclass
+class Choice:
+    """What one sequence does next: `tokens` to append (sampled first, then any grammar-forced ones),
+    or `ended` at an end token; `complete` when the grammar admits nothing more."""
+
+    tokens: list[int]
+    ended: bool = False
+    complete: bool = False
+    forced: int = 0
+    mask_seconds: float = 0.0
+
+
+def choose_next(
+    logits: torch.Tensor,
+    *,
+    matcher: Any | None,
+    mask: TokenMask | None,
+    temperature: float,
+    top_p: float,
+    generator: torch.Generator | None,
+    eos_ids: set[int],
+    jump_forward: bool,
+    budget: int,
+) -> Choice:
+    """Mask, sample, advance the grammar, and collect the tokens it then forces (at most `budget` in all).
+
+    Shared by the single-sequence loop below and the batch scheduler, so both decode identically.
+    """
+    mask_seconds = 0.0
+    if matcher is not None and mask is not None:
+        started = time.perf_counter()
+        mask.fill(matcher)
+        mask.apply(logits)
+        mask_seconds = time.perf_counter() - started
+    token = sample(logits, temperature, top_p, generator)
+    if token in eos_ids and (matcher is None or matcher.is_accepting()):
+        return Choice(tokens=[], ended=True, mask_seconds=mask_seconds)
+    tokens = [token]
+    if matcher is not None:
+        if not matcher.consume_token(token):
+            raise GrammarError(f"The grammar rejected token {token}: {matcher.get_error()}. This is a bug; please report it.")
+        if jump_forward and not matcher.is_stopped():
+            ff = matcher.compute_ff_tokens()[: budget - 1]
+            if ff:
+                if not matcher.consume_tokens(ff):
+                    raise GrammarError(f"The grammar rejected its own forced tokens: {matcher.get_error()}.")
+                tokens += ff
+    complete = matcher is not None and matcher.is_stopped()
+    return Choice(tokens=tokens, complete=complete, forced=len(tokens) - 1, mask_seconds=mask_seconds)
+
+
 @torch.inference_mode()
 def decode(
     model: Any,
@@ -88,34 +139,23 @@ def decode(
     forward_passes, forced, mask_seconds, finish = 1, 0, 0.0, "length"
     decode_started = time.perf_counter()
     while len(tokens) < max_new_tokens:
-        if matcher is not None and mask is not None:
-            t = time.perf_counter()
-            mask.fill(matcher)
-            mask.apply(logits)
-            mask_seconds += time.perf_counter() - t
-        token = sample(logits, temperature, top_p, generator)
-        if token in eos_ids and (matcher is None or matcher.is_accepting()):
+        choice = choose_next(
+            logits, matcher=matcher, mask=mask, temperature=temperature, top_p=top_p, generator=generator,
+            eos_ids=eos_ids, jump_forward=jump_forward, budget=max_new_tokens - len(tokens),
+        )
+        mask_seconds += choice.mask_seconds
+        forced += choice.forced
+        if choice.ended:
             finish = "stop"
             break
-        step = [token]
-        if matcher is not None:
-            if not matcher.consume_token(token):
-                raise GrammarError(f"The grammar rejected token {token}: {matcher.get_error()}. This is a bug; please report it.")
-            if jump_forward and not matcher.is_stopped():
-                ff = matcher.compute_ff_tokens()[: max_new_tokens - len(tokens) - 1]
-                if ff:
-                    if not matcher.consume_tokens(ff):
-                        raise GrammarError(f"The grammar rejected its own forced tokens: {matcher.get_error()}.")
-                    step += ff
-                    forced += len(ff)
-        tokens += step
-        if matcher is not None and matcher.is_stopped():  # the step is complete: no forward pass needed
+        tokens += choice.tokens
+        if choice.complete:  # the step is complete: no forward pass needed
             finish = "stop"
             break
         if len(tokens) >= max_new_tokens:
             break
-        logits = forward(step)
-        cache_ids += step
+        logits = forward(choice.tokens)
+        cache_ids += choice.tokens
         forward_passes += 1
     return DecodeResult(
         tokens=tokens,
