@@ -24,6 +24,7 @@ import torch
 
 from agentkit.engine.decode import DecodeResult, choose_next
 from agentkit.engine.grammar import TokenMask
+from agentkit.engine.kv_cache import copy_positions
 
 
 @dataclass(eq=False)
@@ -202,27 +203,22 @@ def _regroup(stacked: list[Job], batch: Any, remaining: list[Job]) -> tuple[list
     if len(stacked) > 1:
         for job in stacked:
             if id(job) not in staying_ids:
-                job.cache = _row_cache(batch, stacked.index(job), len(job.cache_ids))
+                job.cache = _cut_row(batch, stacked.index(job), len(job.cache_ids))
     rows = kept + joining
     if not rows:
         return [], None
     if len(rows) == 1:
         job = rows[0]
         if len(stacked) > 1 and kept:
-            job.cache = _row_cache(batch, stacked.index(job), len(job.cache_ids))
+            job.cache = _cut_row(batch, stacked.index(job), len(job.cache_ids))
         return rows, job.cache
     return rows, _rebuild(stacked, batch, kept, joining)
 
 
-def _row_cache(batch: Any, row: int, length: int) -> Any:
-    """One row's positions cut out of a left-padded batch cache (copied)."""
-    from transformers import DynamicCache
-
+def _cut_row(batch: Any, row: int, length: int) -> Any:
+    """One row's positions (right-aligned in the left-padded batch) as its own cache."""
     width = batch.get_seq_length()
-    own = DynamicCache()
-    for index, layer in enumerate(batch.layers):
-        own.update(layer.keys[row : row + 1, :, width - length :].clone(), layer.values[row : row + 1, :, width - length :].clone(), index)
-    return own
+    return copy_positions(batch, width - length, width, row=row)
 
 
 def _rebuild(stacked: list[Job], batch: Any, kept: list[Job], joining: list[Job]) -> Any:

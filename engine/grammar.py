@@ -11,6 +11,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -80,8 +81,6 @@ class TokenMask:
         # computed on the CPU while the GPU still runs the forward pass that was just launched
         # (kernel launches return at once); the only host sync per token is reading the sampled id.
         self.bits = torch.zeros((1, (vocab_size + 31) // 32), dtype=torch.int32, pin_memory=pin_memory)
-        # Bit i of word w allows token 32*w + i. int32 holds bit 31 as the sign bit; & still works.
-        self._shifts = torch.tensor([1 << i if i < 31 else -(1 << 31) for i in range(32)], dtype=torch.int32)
 
     def fill(self, matcher: Any) -> None:
         row = self.bits[0]
@@ -90,7 +89,7 @@ class TokenMask:
     def allowed(self, device: torch.device) -> torch.Tensor:
         """Boolean vector over the vocabulary: True where the grammar allows the token."""
         bits = self.bits.to(device, non_blocking=True)
-        return ((bits.unsqueeze(-1) & self._shifts.to(device)) != 0).reshape(-1)[: self.vocab_size]
+        return ((bits.unsqueeze(-1) & _bit_values(device)) != 0).reshape(-1)[: self.vocab_size]
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         """Set disallowed logits to -inf in place (logits: 1-D over the model's vocabulary)."""
@@ -100,3 +99,12 @@ class TokenMask:
         if logits.shape[-1] > n:  # the model's embedding is padded past the tokenizer's vocabulary
             logits[..., n:] = float("-inf")
         return logits
+
+
+@lru_cache(maxsize=8)
+def _bit_values(device: torch.device) -> torch.Tensor:
+    """The 32 single-bit int32 values, made once per device (not copied to the GPU every token).
+
+    Bit i of word w allows token 32*w + i; int32 holds bit 31 as the sign bit, and & still works.
+    """
+    return torch.tensor([1 << i if i < 31 else -(1 << 31) for i in range(32)], dtype=torch.int32, device=device)

@@ -8,7 +8,6 @@ prompt share that prefix too. Entries are evicted least-recently-used under a by
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -89,7 +88,7 @@ class PrefixCache:
                 del self._entries[best_key]  # a pure prefix: hand it over and extend it in place
                 kv = entry.kv
             else:
-                kv = _cropped_copy(entry.kv, best_len)  # diverges: keep the original for whoever continues it
+                kv = copy_positions(entry.kv, 0, best_len)  # diverges: keep the original for whoever continues it
                 self._entries.move_to_end(best_key)
             self.hits += 1
             self.reused_tokens += best_len
@@ -129,12 +128,16 @@ def reusable(kv: Any) -> bool:
     return all(type(layer).__name__ == "DynamicLayer" for layer in getattr(kv, "layers", [None]))
 
 
-def _cropped_copy(kv: Any, length: int) -> Any:
-    """A copy of `kv` holding only its first `length` positions (the original is left untouched)."""
-    cropped = copy.copy(kv)
-    cropped.layers = [copy.copy(layer) for layer in kv.layers]
-    for layer in cropped.layers:
-        if getattr(layer, "keys", None) is not None:
-            layer.keys = layer.keys[..., :length, :].clone()
-            layer.values = layer.values[..., :length, :].clone()
-    return cropped
+def copy_positions(kv: Any, start: int, stop: int, *, row: int = 0) -> Any:
+    """A new cache holding positions `start:stop` of batch row `row` of `kv` (copied; `kv` is untouched).
+
+    Used to cut a shared prefix out of a cached conversation and one sequence out of a batch.
+    """
+    from transformers import DynamicCache
+
+    out = DynamicCache()
+    for index, layer in enumerate(kv.layers):
+        keys = layer.keys[row : row + 1, :, start:stop].clone()
+        values = layer.values[row : row + 1, :, start:stop].clone()
+        out.update(keys, values, index)
+    return out

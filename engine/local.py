@@ -75,7 +75,8 @@ class LocalEngine:
         self._scheduler = BatchScheduler(model, max_batch=max_batch)
         self.prefix_cache = PrefixCache(kv_cache_bytes)
         self._token_memo: OrderedDict[str, list[int]] = OrderedDict()
-        self._memo_lock = threading.Lock()
+        self._memo_lock = threading.Lock()  # guards the token memo and the mask pool
+        self._free_masks: list[TokenMask] = []  # pinned buffers are slow to allocate: reuse them
         self.jump_forward = jump_forward
 
     # -- constructors ----------------------------------------------------------------------------
@@ -140,13 +141,18 @@ class LocalEngine:
             max_new_tokens=request.max_tokens,
             eos_ids=self.eos_ids,
             matcher=matcher,
-            mask=TokenMask(self.grammars.vocab_size, pin_memory=self.device.type == "cuda") if matcher else None,
+            mask=self._take_mask() if matcher else None,
             temperature=request.temperature,
             top_p=request.top_p,
             generator=generator,
             jump_forward=self.jump_forward,
         )
-        result = self._scheduler.submit(job)  # decodes together with any concurrent requests
+        try:
+            result = self._scheduler.submit(job)  # decodes together with any concurrent requests
+        finally:
+            if job.mask is not None:
+                with self._memo_lock:
+                    self._free_masks.append(job.mask)
         self.prefix_cache.put(result.cache_ids, result.cache)
         text = self.tokenizer.decode(result.tokens, skip_special_tokens=False)
         self._remember(prompt_text + text, prompt_ids + result.tokens)
@@ -170,6 +176,12 @@ class LocalEngine:
     async def agenerate(self, request: GenerationRequest) -> Generation:
         """`generate` in a worker thread, so the event loop (and async tools) keep running."""
         return await asyncio.to_thread(self.generate, request)
+
+    def _take_mask(self) -> TokenMask:
+        with self._memo_lock:
+            if self._free_masks:
+                return self._free_masks.pop()
+        return TokenMask(self.grammars.vocab_size, pin_memory=self.device.type == "cuda")
 
     def _prompt_ids(self, messages: list[Message]) -> list[int]:
         return self._tokenize(render_prompt(self.tokenizer, messages))
