@@ -24,7 +24,8 @@ import torch
 
 from agentkit.engine.decode import DecodeResult, choose_next
 from agentkit.engine.grammar import TokenMask
-from agentkit.engine.kv_cache import copy_positions
+from agentkit.engine.kv_cache import common_prefix, copy_positions
+from agentkit.engine.static_cache import StaticSlot
 
 
 @dataclass(eq=False)
@@ -57,14 +58,22 @@ class Job:
 
 
 class BatchScheduler:
-    """Runs every decode of one model on one thread, stepping all active sequences together."""
+    """Runs every decode of one model on one thread, stepping all active sequences together.
 
-    def __init__(self, model: Any, *, max_batch: int = 32) -> None:
+    With `static_tokens`, a sequence that decodes alone uses a `StaticSlot` (a pre-allocated KV cache
+    and, with `compile`, a CUDA-graph one-token step); it is built on the scheduler thread because
+    CUDA graphs belong to the thread that recorded them.
+    """
+
+    def __init__(self, model: Any, *, max_batch: int = 32, static_tokens: int = 0, compile: bool = False) -> None:
         self.model = model
         self.max_batch = max_batch
+        self.slot: StaticSlot | None = None
         self._queue: queue.Queue[Job] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="agentkit-batcher", daemon=True)
+        self._ready: Future = Future()
+        self._thread = threading.Thread(target=self._run, args=(static_tokens, compile), name="agentkit-batcher", daemon=True)
         self._thread.start()
+        self._ready.result()  # re-raises a failure to build the static slot here, in the constructor
         self.largest_batch = 1  # for tests and benchmarks: most rows ever decoded in one pass
 
     def submit(self, job: Job) -> DecodeResult:
@@ -74,7 +83,14 @@ class BatchScheduler:
 
     # -- scheduler thread ------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, static_tokens: int, compile: bool) -> None:
+        try:
+            if static_tokens:
+                self.slot = StaticSlot(self.model, static_tokens, compile=compile)
+        except BaseException as exc:  # noqa: BLE001 - reported to the constructor
+            self._ready.set_exception(exc)
+            return
+        self._ready.set_result(None)
         active: list[Job] = []
         stacked: list[Job] = []  # the rows of `batch`, in order (a lone row's batch is its own cache)
         batch: Any = None
@@ -109,18 +125,36 @@ class BatchScheduler:
                 return
             block = False
             try:
-                self._prefill(job)
+                self._prefill(job, alone=not active)
             except BaseException as exc:  # noqa: BLE001 - reported to the caller, the scheduler lives on
                 job.future.set_exception(exc)
                 continue
             active.append(job)
 
-    def _prefill(self, job: Job) -> None:
+    def _prefill(self, job: Job, *, alone: bool) -> None:
         job.started = time.perf_counter()
+        slot = self.slot
+        if alone and slot is not None and slot.fits(len(job.prompt_ids) + job.max_new_tokens):
+            self._prefill_into_slot(job, slot)
+            return
         with torch.inference_mode():
             ids = torch.tensor([job.prompt_ids[job.cached_tokens :]], device=self.model.device)
             out = self.model(input_ids=ids, past_key_values=job.cache, use_cache=True, logits_to_keep=1)
         job.logits = out.logits[0, -1].float()
+        job.cache_ids = list(job.prompt_ids)
+        job.forward_passes = 1
+        job.prefill_seconds = time.perf_counter() - job.started
+
+    def _prefill_into_slot(self, job: Job, slot: StaticSlot) -> None:
+        """Continue from what the slot already holds, or from the prefix cache's entry if that is longer."""
+        with torch.inference_mode():
+            held = min(common_prefix(slot.ids, job.prompt_ids), len(job.prompt_ids) - 1)
+            if job.cached_tokens > held:
+                slot.load(job.cache, job.prompt_ids[: job.cached_tokens])
+            else:
+                slot.truncate(held)
+            job.cache, job.cached_tokens = slot.kv, len(slot.ids)
+            job.logits = slot.forward(job.prompt_ids[job.cached_tokens :])
         job.cache_ids = list(job.prompt_ids)
         job.forward_passes = 1
         job.prefill_seconds = time.perf_counter() - job.started
@@ -153,8 +187,11 @@ class BatchScheduler:
         if len(active) == 1:  # alone: forced tokens ride along with the sampled one (jump-forward)
             job = active[0]
             job.feed, job.forced = job.feed + job.forced, []
-            out = self.model(input_ids=torch.tensor([job.feed], device=device), past_key_values=batch, use_cache=True, logits_to_keep=1)
-            job.logits = out.logits[0, -1].float()
+            if self.slot is not None and job.cache is self.slot.kv:
+                job.logits = self.slot.forward(job.feed)
+            else:
+                out = self.model(input_ids=torch.tensor([job.feed], device=device), past_key_values=batch, use_cache=True, logits_to_keep=1)
+                job.logits = out.logits[0, -1].float()
             job.cache_ids += job.feed
             job.forward_passes += 1
             return
@@ -173,6 +210,10 @@ class BatchScheduler:
             job.forward_passes += 1
 
     def _complete(self, job: Job) -> None:
+        if self.slot is not None and job.cache is self.slot.kv:
+            # The slot is reused in place by the next step; the prefix cache gets a copy, so other
+            # conversations that take the slot later do not cost this one its prefix.
+            job.cache = self.slot.snapshot()
         job.future.set_result(
             DecodeResult(
                 tokens=job.tokens,

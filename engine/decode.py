@@ -3,6 +3,13 @@
 At each position the grammar's mask (computed on the CPU by llguidance) sets every token the step
 format does not allow to -inf before sampling, so the output always parses. Decoding stops when the
 grammar is complete, at an end-of-sequence token, or at `max_new_tokens`.
+
+On CUDA the mask stays off the critical path: a forward pass returns as soon as its kernels are
+queued, so `choose_next` fills the next mask on the CPU while the GPU computes the logits; the
+packed bitmask is copied from pinned memory asynchronously and expanded on the GPU, and the only
+host sync per step is reading the sampled token id. The engine runs this loop through
+`engine/batching.py` (concurrent requests) and `engine/static_cache.py` (a sequence alone: static
+KV cache, CUDA-graph one-token step); `decode()` here is the plain single-sequence reference.
 """
 
 from __future__ import annotations

@@ -29,7 +29,9 @@ from agentkit.types import Message
 
 
 TOKEN_MEMO_ENTRIES = 64  # remembered (prompt + reply) tokenisations
-DEFAULT_KV_CACHE_BYTES = 1 << 30  # KV caches kept between calls for prefix reuse (SmolLM2: ~46 KB a token)
+DEFAULT_KV_CACHE_BYTES = 1 << 30  # CPU: KV caches kept between calls for prefix reuse (SmolLM2: ~46 KB a token)
+GPU_KV_CACHE_FRACTION = 0.3  # CUDA: this share of the memory free after loading (an 8B model: ~131 KB a token)
+DEFAULT_STATIC_TOKENS = 16384  # longest context the static cache slot takes; longer ones decode dynamically
 
 
 class LocalEngine:
@@ -39,6 +41,11 @@ class LocalEngine:
     tokens, and it appends grammar-forced tokens without a decode step each (`jump_forward`).
     Concurrent requests (e.g. many `Agent.arun` calls) decode together, up to `max_batch` at once
     (default: 32 on CUDA, 1 on CPU where a batched pass costs about two single ones).
+
+    A request decoding alone uses a static KV cache (`static_cache`, default on CUDA) whose one-token
+    step is compiled into a CUDA graph (`compile`, default on CUDA): fixed shapes, no per-layer launch
+    overhead, no recompilation as the context grows. `kv_cache_bytes` bounds the caches kept for
+    prefix reuse (default: 1 GiB on CPU, 30% of the free GPU memory on CUDA).
 
     Example:
         >>> engine = LocalEngine.default()                            # doctest: +SKIP
@@ -52,9 +59,11 @@ class LocalEngine:
         tokenizer: Any,
         *,
         name: str = "model",
-        kv_cache_bytes: int = DEFAULT_KV_CACHE_BYTES,
+        kv_cache_bytes: int | None = None,
         jump_forward: bool = True,
         max_batch: int | None = None,
+        static_cache: bool | None = None,
+        compile: bool | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -72,7 +81,15 @@ class LocalEngine:
             # benchmarks/RESULTS.md). On a GPU, decode is bandwidth-bound and batching is nearly free.
             max_batch = 32 if self.device.type == "cuda" else 1
         self.max_batch = max_batch
-        self._scheduler = BatchScheduler(model, max_batch=max_batch)
+        on_cuda = self.device.type == "cuda"
+        self.static_cache = on_cuda if static_cache is None else static_cache
+        self.compiled = self.static_cache and (on_cuda if compile is None else compile)
+        static_tokens = min(self.context_window or DEFAULT_STATIC_TOKENS, DEFAULT_STATIC_TOKENS) if self.static_cache else 0
+        self._scheduler = BatchScheduler(model, max_batch=max_batch, static_tokens=static_tokens, compile=self.compiled)
+        if kv_cache_bytes is None:
+            kv_cache_bytes = DEFAULT_KV_CACHE_BYTES
+            if on_cuda:
+                kv_cache_bytes = int(torch.cuda.mem_get_info(self.device)[0] * GPU_KV_CACHE_FRACTION)
         self.prefix_cache = PrefixCache(kv_cache_bytes)
         self._token_memo: OrderedDict[str, list[int]] = OrderedDict()
         self._memo_lock = threading.Lock()  # guards the token memo and the mask pool

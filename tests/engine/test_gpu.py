@@ -22,6 +22,7 @@ def test_random_weights_on_cuda_bf16_give_valid_steps(smollm2_tokenizer, make_ti
     model = make_tiny_llama(smollm2_tokenizer, seed=5).to("cuda", torch.bfloat16)
     engine = LocalEngine.from_model(model, smollm2_tokenizer)
     assert engine.device.type == "cuda"
+    assert engine.static_cache and engine.compiled  # the CUDA defaults: static slot, CUDA-graph step
     for seed in range(20):
         agent = Agent(engine, tools=[calculator], limits=StepLimits(string_chars=20), max_steps=1, temperature=1.0, seed=seed)
         try:
@@ -43,3 +44,31 @@ def test_from_pretrained_on_cuda(tmp_path, smollm2_tokenizer, make_tiny_llama):
     assert engine.model.dtype == torch.bfloat16
     text = engine.generate(GenerationRequest(messages=[Message(role="user", content="hi")], max_tokens=4)).text
     assert isinstance(text, str)
+
+
+def test_compiled_cuda_graph_step_matches_eager_and_never_recompiles(smollm2_tokenizer, make_tiny_llama):
+    from agentkit.engine.static_cache import StaticSlot
+
+    model = make_tiny_llama(smollm2_tokenizer, seed=6).to("cuda", torch.float32)
+    eager = StaticSlot(model, 512, compile=False)
+    compiled = StaticSlot(model, 512, compile=True)
+    counters = torch._dynamo.utils.counters
+    graphs = counters["stats"]["unique_graphs"]
+    prompt = smollm2_tokenizer("Tools are called with JSON")["input_ids"]
+    with torch.inference_mode():
+        a, b = eager.forward(prompt), compiled.forward(prompt)
+        for _ in range(100):
+            assert int(a.argmax()) == int(b.argmax())
+            a, b = eager.forward([int(a.argmax())]), compiled.forward([int(b.argmax())])
+    assert counters["stats"]["unique_graphs"] == graphs
+
+
+def test_static_and_dynamic_engines_agree_on_cuda(smollm2_tokenizer, make_tiny_llama):
+    from agentkit import GenerationRequest, Message
+    from agentkit.engine import LocalEngine
+
+    model = make_tiny_llama(smollm2_tokenizer, seed=8).to("cuda", torch.float32)
+    static = LocalEngine.from_model(model, smollm2_tokenizer, static_cache=True, compile=True)
+    dynamic = LocalEngine.from_model(model, smollm2_tokenizer, static_cache=False)
+    request = GenerationRequest(messages=[Message(role="user", content="Say something")], max_tokens=32)
+    assert static.generate(request).text == dynamic.generate(request).text
