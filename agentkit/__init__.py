@@ -22,6 +22,7 @@ from agentkit.errors import (
     AgentkitError,
     ContextOverflowError,
     GrammarError,
+    InvalidArgumentsError,
     InvalidStepError,
     MaxStepsExceeded,
     ModelLoadError,
@@ -29,6 +30,7 @@ from agentkit.errors import (
     ToolError,
 )
 from agentkit.prompting import Example, ExampleCall
+from agentkit.policy import ToolPolicy
 from agentkit.registry import ToolRegistry
 from agentkit.steps import StepFormat, StepLimits
 from agentkit.tool import Tool, tool
@@ -46,6 +48,7 @@ __all__ = [
     "Generation",
     "GenerationRequest",
     "GrammarError",
+    "InvalidArgumentsError",
     "InvalidStepError",
     "MaxStepsExceeded",
     "Message",
@@ -59,6 +62,7 @@ __all__ = [
     "ToolCall",
     "ToolDefinitionError",
     "ToolError",
+    "ToolPolicy",
     "ToolRegistry",
     "Usage",
     "__version__",

@@ -15,7 +15,8 @@ from typing import Any
 from agentkit.backend import Backend, GenerationRequest
 from agentkit.errors import ContextOverflowError, InvalidStepError, MaxStepsExceeded
 from agentkit.prompting import DEFAULT_EXAMPLES, Example, example_messages, invalid_step_message, observation_message, system_prompt
-from agentkit.registry import DEFAULT_MAX_OUTPUT_CHARS, DEFAULT_TIMEOUT_SECONDS, ToolRegistry
+from agentkit.policy import Approver, ToolPolicy
+from agentkit.registry import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_CHARS, DEFAULT_TIMEOUT_SECONDS, ToolRegistry
 from agentkit.steps import StepFormat, StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.types import Message, RunResult, Step, Usage
@@ -36,7 +37,12 @@ class Agent:
         max_step_tokens: most tokens the model may write in one step.
         temperature, top_p, seed: sampling; temperature 0 is greedy.
         max_invalid_retries: how often an unparseable reply is fed back for a retry (remote backends).
-        tool_timeout, max_output_chars: defaults for tools that set none.
+        tool_timeout, max_output_chars, max_output_bytes: defaults for tools that set none.
+        step_timeout: time limit for all the calls of one step together (None: no step limit).
+        approve: called as `approve(call, tool)` before each call to a tool marked
+            `requires_approval=True` (all tools with `approve_all=True`); only True lets it run.
+        allow_tools, deny_tools: names of the only tools that may run / tools that never run.
+        A denied call becomes an error observation the model reads (see `ToolPolicy`).
 
     Example:
         >>> from agentkit.testing import ScriptedBackend
@@ -66,13 +72,32 @@ class Agent:
         max_invalid_retries: int = 2,
         tool_timeout: float = DEFAULT_TIMEOUT_SECONDS,
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        step_timeout: float | None = None,
+        approve: Approver | None = None,
+        approve_all: bool = False,
+        allow_tools: Iterable[str] | None = None,
+        deny_tools: Iterable[str] = (),
     ) -> None:
         if max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {max_steps}.")
         self.backend = backend
-        self.registry = (
-            tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools, timeout=tool_timeout, max_output_chars=max_output_chars)
-        )
+        policy = ToolPolicy(allow=allow_tools, deny=deny_tools, approve=approve, approve_all=approve_all)
+        if isinstance(tools, ToolRegistry):
+            if approve is not None or approve_all or allow_tools is not None or tuple(deny_tools) or step_timeout is not None:
+                raise ValueError(
+                    "Pass approve/allow_tools/deny_tools/step_timeout either to the Agent with a list of tools, "
+                    "or to your ToolRegistry (policy=ToolPolicy(...), step_timeout=...), not both."
+                )
+            self.registry = tools
+        else:
+            self.registry = ToolRegistry(
+                tools, timeout=tool_timeout, step_timeout=step_timeout, max_output_chars=max_output_chars,
+                max_output_bytes=max_output_bytes, policy=policy,
+            )
+        unknown = set(policy.deny | (policy.allow or set())) - set(self.registry.names)
+        if unknown:
+            raise ValueError(f"allow_tools/deny_tools name unknown tools {sorted(unknown)}; the tools are {self.registry.names}.")
         self.instructions = instructions
         self.output_type = output_type
         self.max_steps = max_steps

@@ -23,6 +23,11 @@ class ToolError(AgentkitError):
     """A tool could not be registered or looked up (e.g. two tools with the same name)."""
 
 
+class InvalidArgumentsError(ToolError, ValueError):
+    """A tool call's arguments do not fit its schema (raised by `Tool.validate_arguments` of tools
+    whose schema comes from elsewhere, e.g. MCP; the registry turns it into an error observation)."""
+
+
 class ModelLoadError(AgentkitError):
     """A model or tokenizer could not be loaded (missing path, unreadable GGUF, missing package)."""
 

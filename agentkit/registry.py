@@ -1,7 +1,14 @@
 """`ToolRegistry`: the tools an agent may call, and the one place where calls are validated and run.
 
-Every failure (unknown tool, invalid arguments, exception, timeout) becomes an `Observation` with
-`is_error=True` that the model reads next; nothing a tool does can crash the agent loop.
+Every failure (unknown tool, invalid arguments, a call the policy denies, exception, timeout)
+becomes an `Observation` with `is_error=True` that the model reads next; nothing a tool does can
+crash the agent loop.
+
+The calls of one step run concurrently: async tools on the event loop, sync tools in worker
+threads. Each call has a time limit (the tool's, else the registry's) and the step as a whole may
+have one too (`step_timeout`); an async call past its limit is cancelled. A sync call cannot be
+killed from outside its thread: it is abandoned (its result discarded) and finishes in the
+background, which is why the built-in tools bound their own work (`agentkit.tools`).
 """
 
 from __future__ import annotations
@@ -15,12 +22,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agentkit.errors import ToolError
+from agentkit.errors import InvalidArgumentsError, ToolError
+from agentkit.policy import ToolPolicy
 from agentkit.tool import Tool, tool
 from agentkit.types import Observation, ToolCall
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_OUTPUT_CHARS = 4000
+DEFAULT_MAX_OUTPUT_BYTES = 16_000  # UTF-8: 4000 characters of CJK or emoji are 12-16 KB
 
 
 class ToolRegistry:
@@ -40,10 +49,16 @@ class ToolRegistry:
         tools: Iterable[Tool | Callable[..., Any]] = (),
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        step_timeout: float | None = None,
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        policy: ToolPolicy | None = None,
     ) -> None:
         self.timeout = timeout
+        self.step_timeout = step_timeout
         self.max_output_chars = max_output_chars
+        self.max_output_bytes = max_output_bytes
+        self.policy = policy or ToolPolicy()
         self._tools: dict[str, Tool] = {}
         for item in tools:
             self.register(item)
@@ -107,6 +122,11 @@ class ToolRegistry:
             kwargs = found.validate_arguments(call.arguments)
         except ValidationError as exc:
             return failed("invalid_arguments", f"Error: invalid arguments for {call.name}: {_explain(exc)}. Fix them and call again.")
+        except InvalidArgumentsError as exc:
+            return failed("invalid_arguments", f"Error: invalid arguments for {call.name}: {exc}. Fix them and call again.")
+        denial = await self.policy.check(call, found)
+        if denial is not None:
+            return failed("denied", f"Error: the call to {call.name} was not run: {denial}. Do not repeat it; answer without it or use another tool.")
 
         timeout = found.timeout if found.timeout is not None else self.timeout
         try:
@@ -121,8 +141,9 @@ class ToolRegistry:
         except Exception as exc:  # noqa: BLE001 - every tool failure becomes an observation
             return failed("exception", f"Error: {call.name} failed: {type(exc).__name__}: {exc}")
 
-        limit = found.max_output_chars if found.max_output_chars is not None else self.max_output_chars
-        content, truncated = _truncate(format_value(value), limit)
+        chars = found.max_output_chars if found.max_output_chars is not None else self.max_output_chars
+        nbytes = found.max_output_bytes if found.max_output_bytes is not None else self.max_output_bytes
+        content, truncated = _truncate(format_value(value), chars, nbytes)
         return Observation(
             call_id=call.id,
             name=call.name,
@@ -133,8 +154,34 @@ class ToolRegistry:
         )
 
     async def arun_all(self, calls: Sequence[ToolCall]) -> list[Observation]:
-        """Run the calls of one step concurrently; the observations come back in call order."""
-        return list(await asyncio.gather(*(self.arun(call) for call in calls)))
+        """Run the calls of one step concurrently; the observations come back in call order.
+
+        With `step_timeout`, calls still running when it expires are cancelled and reported as timeouts.
+        """
+        tasks = [asyncio.ensure_future(self.arun(call)) for call in calls]
+        if not tasks:
+            return []
+        done, pending = await asyncio.wait(tasks, timeout=self.step_timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)  # let cancelled calls unwind before the step moves on
+        observations = []
+        for call, task in zip(calls, tasks):
+            if task in done:
+                observations.append(task.result())
+            else:
+                observations.append(
+                    Observation(
+                        call_id=call.id,
+                        name=call.name,
+                        content=f"Error: {call.name} was stopped: the step's {self.step_timeout:g} s time limit ran out.",
+                        is_error=True,
+                        error_type="timeout",
+                        duration_seconds=float(self.step_timeout or 0.0),
+                    )
+                )
+        return observations
 
     def run(self, call: ToolCall) -> Observation:
         """Synchronous `arun`, for scripts and tests outside an event loop."""
@@ -164,10 +211,16 @@ def _jsonable(value: Any) -> Any:
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else str(value)
 
 
-def _truncate(text: str, limit: int) -> tuple[str, bool]:
-    if len(text) <= limit:
+def _truncate(text: str, max_chars: int, max_bytes: int) -> tuple[str, bool]:
+    """Cut `text` to both limits, noting the cut so the model knows it did not see everything."""
+    kept = text[:max_chars]
+    encoded = kept.encode("utf-8")
+    if len(encoded) > max_bytes:
+        kept = encoded[:max_bytes].decode("utf-8", errors="ignore")  # never split a character
+    if len(kept) == len(text):
         return text, False
-    return f"{text[:limit]}\n[output truncated: showing {limit} of {len(text)} characters]", True
+    size = len(text.encode("utf-8"))
+    return f"{kept}\n[output truncated: showing {len(kept)} of {len(text)} characters ({size} bytes)]", True
 
 
 def _explain(exc: ValidationError) -> str:

@@ -47,6 +47,8 @@ class Tool:
         args_model: type[BaseModel] | None = None,
         timeout: float | None = None,
         max_output_chars: int | None = None,
+        max_output_bytes: int | None = None,
+        requires_approval: bool = False,
         examples: list[dict[str, Any]] | None = None,
     ) -> None:
         if not _NAME.match(name) or name in _RESERVED_NAMES:
@@ -61,6 +63,8 @@ class Tool:
         self.args_model = args_model
         self.timeout = timeout
         self.max_output_chars = max_output_chars
+        self.max_output_bytes = max_output_bytes
+        self.requires_approval = requires_approval
         self.examples = list(examples or [])
         self.is_async = inspect.iscoroutinefunction(fn)
         self.__doc__ = fn.__doc__
@@ -95,6 +99,8 @@ def tool(
     description: str | None = None,
     timeout: float | None = None,
     max_output_chars: int | None = None,
+    max_output_bytes: int | None = None,
+    requires_approval: bool = False,
     examples: list[dict[str, Any]] | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
@@ -107,13 +113,17 @@ def tool(
     description: str | None = None,
     timeout: float | None = None,
     max_output_chars: int | None = None,
+    max_output_bytes: int | None = None,
+    requires_approval: bool = False,
     examples: list[dict[str, Any]] | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a typed function (sync or async) into a `Tool`.
 
     Use it bare (`@tool`) or with options (`@tool(timeout=5, examples=[{"city": "Paris"}])`).
-    `examples` are argument dicts shown to the model in the prompt; `timeout` (seconds) and
-    `max_output_chars` override the registry's defaults for this tool.
+    `examples` are argument dicts shown to the model in the prompt; `timeout` (seconds),
+    `max_output_chars` and `max_output_bytes` (UTF-8) override the registry's defaults for this tool.
+    `requires_approval=True` makes every call wait for the agent's `approve` callback (see
+    `ToolPolicy`); without one, the call is denied.
 
     Example:
         >>> from typing import Literal
@@ -137,6 +147,8 @@ def tool(
             description=description,
             timeout=timeout,
             max_output_chars=max_output_chars,
+            max_output_bytes=max_output_bytes,
+            requires_approval=requires_approval,
             examples=examples,
         )
 
@@ -150,6 +162,8 @@ def _tool_from_function(
     description: str | None,
     timeout: float | None,
     max_output_chars: int | None,
+    max_output_bytes: int | None,
+    requires_approval: bool,
     examples: list[dict[str, Any]] | None,
 ) -> Tool:
     if isinstance(fn, Tool):
@@ -209,6 +223,8 @@ def _tool_from_function(
         args_model=args_model,
         timeout=timeout,
         max_output_chars=max_output_chars,
+        max_output_bytes=max_output_bytes,
+        requires_approval=requires_approval,
         examples=examples,
     )
 

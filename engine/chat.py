@@ -3,10 +3,16 @@
 Templates disagree on roles: some reject a `tool` role or demand strict user/assistant alternation.
 When the model's template refuses the conversation, tool results are re-sent as user messages and
 neighbouring messages of the same role are merged, which every template accepts.
+
+Message contents are data, never markup: a tool output (a web page, a file) that contains the text
+of a special token such as `<|im_end|>` would otherwise be tokenised as that token and could close
+the tool message and open a fake system turn. Such text is defanged with a zero-width space, so it
+reads the same but tokenises as plain text.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from agentkit.types import Message
@@ -24,7 +30,8 @@ def render_prompt(tokenizer: Any, messages: list[Message]) -> str:
         >>> render_prompt(tokenizer, [Message(role="user", content="hi")])  # doctest: +SKIP
         '<|im_start|>user\\nhi<|im_end|>\\n<|im_start|>assistant\\n'
     """
-    dicts = [{"role": m.role, "content": m.content} for m in messages]
+    specials = _special_texts(tokenizer)
+    dicts = [{"role": m.role, "content": _defang(m.content, specials)} for m in messages]
     template = getattr(tokenizer, "chat_template", None) or CHATML
     try:
         return tokenizer.apply_chat_template(dicts, chat_template=template, tokenize=False, add_generation_prompt=True)
@@ -45,3 +52,24 @@ def _merge_roles(messages: list[dict[str, str]]) -> list[dict[str, str]]:
         else:
             merged.append({"role": role, "content": message["content"]})
     return merged
+
+
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def _defang(text: str, specials: tuple[str, ...]) -> str:
+    """Break every special-token text in `text` so the tokenizer sees plain characters."""
+    for special in specials:
+        if special in text:
+            text = text.replace(special, special[0] + ZERO_WIDTH_SPACE + special[1:])
+    return text
+
+
+@lru_cache(maxsize=16)
+def _special_texts(tokenizer: Any) -> tuple[str, ...]:
+    texts = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    for added in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(added, "special", False):
+            texts.add(str(added.content))
+    # Longest first, so a token that contains another is broken as a whole.
+    return tuple(sorted((t for t in texts if len(t) > 1), key=len, reverse=True))
