@@ -6,6 +6,9 @@ One async generator (`Agent.aiter`) is the loop; `iter`, `run` and `arun` are th
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import os
 import queue
 import threading
 import time
@@ -19,6 +22,7 @@ from agentkit.policy import Approver, ToolPolicy
 from agentkit.registry import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_CHARS, DEFAULT_TIMEOUT_SECONDS, ToolRegistry
 from agentkit.steps import StepFormat, StepLimits, StepParseError
 from agentkit.tool import Tool
+from agentkit.trace import TraceWriter
 from agentkit.types import Message, RunResult, Step, Usage
 
 
@@ -43,6 +47,7 @@ class Agent:
             `requires_approval=True` (all tools with `approve_all=True`); only True lets it run.
         allow_tools, deny_tools: names of the only tools that may run / tools that never run.
         A denied call becomes an error observation the model reads (see `ToolPolicy`).
+        trace: a JSONL file every run appends its events to (see `agentkit.trace`).
 
     Example:
         >>> from agentkit.testing import ScriptedBackend
@@ -78,6 +83,7 @@ class Agent:
         approve_all: bool = False,
         allow_tools: Iterable[str] | None = None,
         deny_tools: Iterable[str] = (),
+        trace: str | os.PathLike[str] | None = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {max_steps}.")
@@ -109,6 +115,7 @@ class Agent:
         self.seed = seed
         self.max_invalid_retries = max_invalid_retries
         self._grammar_schema = self.step_format.grammar_schema()
+        self.trace_path = trace
         self._prefix = [
             Message(role="system", content=system_prompt(instructions, self.registry, self.step_format)),
             *example_messages(self.examples, self.step_format),
@@ -174,11 +181,32 @@ class Agent:
     # -- the loop --------------------------------------------------------------------------------
 
     async def _aiter(self, task: str, result: RunResult) -> AsyncIterator[Step]:
+        trace = TraceWriter(self.trace_path) if self.trace_path is not None else None
+        try:
+            if trace:
+                trace.event("run_start", task=task, **self._describe())
+            async for step in self._steps(task, result, trace):
+                yield step
+            if trace:
+                trace.event("run_end", output=result.output, steps=len(result.steps), usage=result.usage, seconds=result.seconds)
+        except GeneratorExit:  # the caller stopped iterating early: not an error
+            if trace:
+                trace.event("stopped", steps=len(result.steps))
+            raise
+        except BaseException as exc:
+            if trace:
+                trace.event("error", type=type(exc).__name__, message=str(exc))
+            raise
+        finally:
+            if trace:
+                trace.close()
+
+    async def _steps(self, task: str, result: RunResult, trace: TraceWriter | None) -> AsyncIterator[Step]:
         started = time.perf_counter()
         messages = self.first_messages(task)
         result.messages = messages
         for index in range(1, self.max_steps + 1):
-            step = await self._next_step(index, messages, result)
+            step = await self._next_step(index, messages, result, trace)
             result.steps.append(step)
             result.usage = result.usage + step.usage
             if step.is_final:
@@ -187,8 +215,17 @@ class Agent:
                 yield step
                 return
             step_started = time.perf_counter()
+            for call in step.calls:
+                if trace:
+                    trace.event("tool_call", step=index, call=call)
             step.observations = await self.registry.arun_all(step.calls)
             step.tool_seconds = time.perf_counter() - step_started
+            for o in step.observations:
+                if trace:
+                    trace.event(
+                        "observation", step=index, call_id=o.call_id, name=o.name, content=o.content, is_error=o.is_error,
+                        error_type=o.error_type, truncated=o.truncated, seconds=o.duration_seconds,
+                    )
             messages.extend(observation_message(o) for o in step.observations)
             result.seconds = time.perf_counter() - started
             yield step
@@ -199,7 +236,19 @@ class Agent:
             partial=result,
         )
 
-    async def _next_step(self, index: int, messages: list[Message], result: RunResult) -> Step:
+    def _describe(self) -> dict[str, Any]:
+        """What a trace records about the agent: enough to tell whether a replay matches it."""
+        schema = json.dumps(self._grammar_schema, sort_keys=True).encode()
+        return {
+            "backend": getattr(self.backend, "name", type(self.backend).__name__),
+            "tools": self.registry.names,
+            "schema_hash": hashlib.sha256(schema).hexdigest()[:16],
+            "max_steps": self.max_steps,
+            "temperature": self.temperature,
+            "seed": self.seed,
+        }
+
+    async def _next_step(self, index: int, messages: list[Message], result: RunResult, trace: TraceWriter | None = None) -> Step:
         """Ask the backend for a valid step, feeding parse errors back up to `max_invalid_retries` times."""
         usage = Usage()
         rejected: list[str] = []
@@ -231,6 +280,8 @@ class Agent:
                     )
                 parsed = self.step_format.parse(generation.text, step_index=index)
             except StepParseError as exc:
+                if trace:
+                    self._trace_model_call(trace, index, len(rejected) + 1, generation, error=str(exc))
                 rejected.append(generation.text)
                 if len(rejected) > self.max_invalid_retries:
                     result.usage = result.usage + usage  # the rejected attempts cost tokens too
@@ -247,6 +298,8 @@ class Agent:
                     invalid_step_message(str(exc), self.step_format),
                 ]
                 continue
+            if trace:
+                self._trace_model_call(trace, index, len(rejected) + 1, generation, error=None)
             messages.append(Message(role="assistant", content=generation.text))
             return Step(
                 index=index,
@@ -258,6 +311,14 @@ class Agent:
                 rejected_outputs=rejected,
                 usage=usage,
             )
+
+    @staticmethod
+    def _trace_model_call(trace: TraceWriter, index: int, attempt: int, generation: Any, *, error: str | None) -> None:
+        trace.event(
+            "model_call", step=index, attempt=attempt, output=generation.text, valid=error is None, error=error,
+            prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens,
+            seconds=generation.seconds, finish_reason=generation.finish_reason, details=generation.details,
+        )
 
 
 def _iterate_in_thread(steps: AsyncIterator[Step]) -> Iterator[Step]:

@@ -3,6 +3,19 @@
 A backend turns messages (plus, optionally, the JSON Schema a reply must satisfy) into text. The
 local engine, a remote OpenAI-compatible server and the test fakes all implement it; the loop never
 imports torch or transformers.
+
+Example: any object with `context_window`, `generate` and `agenerate` is a backend.
+    >>> class Echo:
+    ...     context_window = 0
+    ...     def generate(self, request):
+    ...         return Generation(text='{"final_answer": "' + request.messages[-1].content + '"}')
+    ...     async def agenerate(self, request):
+    ...         return self.generate(request)
+    >>> isinstance(Echo(), Backend)
+    True
+    >>> from agentkit import Agent
+    >>> Agent(Echo(), examples=[]).run("hello").output
+    'hello'
 """
 
 from __future__ import annotations

@@ -1,6 +1,17 @@
 """One exception tree for agentkit. Every message says what went wrong and what to do about it.
 
 Catch `AgentkitError` to handle anything agentkit raises on purpose.
+
+Example:
+    >>> from agentkit import Agent, MaxStepsExceeded
+    >>> from agentkit.testing import ScriptedBackend
+    >>> backend = ScriptedBackend([{"calls": [{"name": "calculator", "arguments": {"expression": "1+1"}}]}])
+    >>> from agentkit.tools import calculator
+    >>> try:
+    ...     Agent(backend, tools=[calculator], max_steps=1).run("Add 1 and 1")
+    ... except MaxStepsExceeded as exc:
+    ...     print(len(exc.partial.steps), exc.partial.steps[0].observations[0].content)
+    1 2
 """
 
 from __future__ import annotations
