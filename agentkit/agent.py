@@ -12,7 +12,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from agentkit.backend import Backend, GenerationRequest
@@ -121,45 +121,59 @@ class Agent:
             *example_messages(self.examples, self.step_format),
         ]
 
-    def first_messages(self, task: str) -> list[Message]:
-        """The messages the model sees at step 1: system prompt, few-shot turns, then the task.
+    def first_messages(self, task: str, history: Sequence[Message] = ()) -> list[Message]:
+        """The messages the model sees at step 1: system prompt, few-shot turns, history, then the task.
+
+        `history` continues an earlier conversation: pass a previous run's `messages` (its system
+        prompt and examples are recognised and not repeated).
 
         Example:
             >>> from agentkit.testing import ScriptedBackend
-            >>> [m.role for m in Agent(ScriptedBackend([]), examples=[]).first_messages("Hi")]
+            >>> agent = Agent(ScriptedBackend([{"final_answer": "Hello!"}]), examples=[])
+            >>> [m.role for m in agent.first_messages("Hi")]
             ['system', 'user']
+            >>> earlier = agent.run("Hi")
+            >>> [m.role for m in agent.first_messages("And again?", history=earlier.messages)]
+            ['system', 'user', 'assistant', 'user']
         """
-        return [*self._prefix, Message(role="user", content=task)]
+        earlier = list(history)
+        if earlier[: len(self._prefix)] == self._prefix:
+            earlier = earlier[len(self._prefix) :]
+        return [*self._prefix, *earlier, Message(role="user", content=task)]
 
     # -- drivers ---------------------------------------------------------------------------------
 
-    def run(self, task: str) -> RunResult:
+    def run(self, task: str, *, history: Sequence[Message] = ()) -> RunResult:
         """Run the task to its final answer and return the whole run.
 
+        `history`: an earlier run's `messages`, to continue that conversation (see `first_messages`).
         Raises `MaxStepsExceeded` (with `.partial`) when `max_steps` pass without an answer.
         """
         result = RunResult()
-        for _ in self._iter(task, result):
+        for _ in self._iter(task, result, history):
             pass
         return result
 
-    async def arun(self, task: str) -> RunResult:
+    async def arun(self, task: str, *, history: Sequence[Message] = ()) -> RunResult:
         """Async `run`: async tools run on the caller's event loop."""
         result = RunResult()
-        async for _ in self._aiter(task, result):
+        async for _ in self._aiter(task, result, history):
             pass
         return result
 
-    def iter(self, task: str) -> Iterator[Step]:
-        """Yield each `Step` as soon as its tool calls have run; the last one has `is_final=True`."""
-        return self._iter(task, RunResult())
+    def iter(self, task: str, *, history: Sequence[Message] = (), result: RunResult | None = None) -> Iterator[Step]:
+        """Yield each `Step` as soon as its tool calls have run; the last one has `is_final=True`.
 
-    def aiter(self, task: str) -> AsyncIterator[Step]:
+        Pass a `RunResult()` as `result` to read the whole run (messages, usage) as it fills in.
+        """
+        return self._iter(task, RunResult() if result is None else result, history)
+
+    def aiter(self, task: str, *, history: Sequence[Message] = (), result: RunResult | None = None) -> AsyncIterator[Step]:
         """Async `iter`."""
-        return self._aiter(task, RunResult())
+        return self._aiter(task, RunResult() if result is None else result, history)
 
-    def _iter(self, task: str, result: RunResult) -> Iterator[Step]:
-        steps = self._aiter(task, result)
+    def _iter(self, task: str, result: RunResult, history: Sequence[Message] = ()) -> Iterator[Step]:
+        steps = self._aiter(task, result, history)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -180,12 +194,12 @@ class Agent:
 
     # -- the loop --------------------------------------------------------------------------------
 
-    async def _aiter(self, task: str, result: RunResult) -> AsyncIterator[Step]:
+    async def _aiter(self, task: str, result: RunResult, history: Sequence[Message] = ()) -> AsyncIterator[Step]:
         trace = TraceWriter(self.trace_path) if self.trace_path is not None else None
         try:
             if trace:
                 trace.event("run_start", task=task, **self._describe())
-            async for step in self._steps(task, result, trace):
+            async for step in self._steps(task, result, trace, history):
                 yield step
             if trace:
                 trace.event("run_end", output=result.output, steps=len(result.steps), usage=result.usage, seconds=result.seconds)
@@ -201,9 +215,11 @@ class Agent:
             if trace:
                 trace.close()
 
-    async def _steps(self, task: str, result: RunResult, trace: TraceWriter | None) -> AsyncIterator[Step]:
+    async def _steps(
+        self, task: str, result: RunResult, trace: TraceWriter | None, history: Sequence[Message]
+    ) -> AsyncIterator[Step]:
         started = time.perf_counter()
-        messages = self.first_messages(task)
+        messages = self.first_messages(task, history)
         result.messages = messages
         for index in range(1, self.max_steps + 1):
             step = await self._next_step(index, messages, result, trace)

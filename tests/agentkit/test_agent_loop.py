@@ -462,3 +462,23 @@ def test_partial_usage_counts_rejected_replies():
     with pytest.raises(InvalidStepError) as info:
         Agent(backend, examples=[], max_invalid_retries=2).run("x")
     assert info.value.partial.usage.model_calls == 3
+
+
+def test_history_continues_an_earlier_conversation():
+    from agentkit.testing import ScriptedBackend as Scripted
+
+    backend = Scripted([
+        {"calls": [{"name": "calculator", "arguments": {"expression": "17 * 23"}}]},
+        {"final_answer": "391"},
+        {"final_answer": "391 plus 9 is 400"},
+    ])
+    from agentkit import Agent as A
+    from agentkit.tools import calculator as calc
+
+    agent = A(backend, tools=[calc], examples=[])
+    first = agent.run("What is 17 * 23?")
+    second = agent.run("Add 9 to that.", history=first.messages)
+    assert second.output == "391 plus 9 is 400"
+    seen = [m.content for m in backend.requests[-1].messages]
+    assert seen[1] == "What is 17 * 23?" and "391" in seen[3] and seen[-1] == "Add 9 to that."
+    assert [m.role for m in backend.requests[-1].messages].count("system") == 1
