@@ -9,25 +9,15 @@ from __future__ import annotations
 import sys
 import time
 
-from agentkit import Agent, Example, ExampleCall
+from agentkit import Agent
 from agentkit.engine import LocalEngine
 from agentkit.tools import calculator
+from agentkit.tools.calculator import CALCULATOR_EXAMPLES
 
 INSTRUCTIONS = "You are a math assistant. Use the calculator for every computation."
 
-# Two worked examples: the 135M model copies their shape (one call, then the answer from the result).
-EXAMPLES = [
-    Example(
-        task="What is 12 * 31?",
-        calls=[ExampleCall(name="calculator", arguments={"expression": "12 * 31"}, result="372")],
-        answer="372",
-    ),
-    Example(
-        task="Add 150 and 47.",
-        calls=[ExampleCall(name="calculator", arguments={"expression": "150 + 47"}, result="197")],
-        answer="197",
-    ),
-]
+# Two worked examples (one call, then the answer from its result): the 135M model copies their shape.
+EXAMPLES = CALCULATOR_EXAMPLES
 
 
 def build_agent(engine: LocalEngine) -> Agent:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from agentkit.prompting import Example, ExampleCall
 from agentkit.tool import tool
 
 MAX_EXPRESSION_CHARS = 500
@@ -154,3 +155,19 @@ def calculator(expression: str) -> str:
         expression: arithmetic with numbers, + - * / ** and parentheses, e.g. "(4 + 6) * 12".
     """
     return _format(evaluate(expression))
+
+
+# Few-shot turns for agents that use the calculator: small models copy their shape (one call, then
+# the answer taken from the result). Used by the math assistant and by `agentkit run --tools calculator`.
+CALCULATOR_EXAMPLES = [
+    Example(
+        task="What is 12 * 31?",
+        calls=[ExampleCall(name="calculator", arguments={"expression": "12 * 31"}, result="372")],
+        answer="372",
+    ),
+    Example(
+        task="Add 150 and 47.",
+        calls=[ExampleCall(name="calculator", arguments={"expression": "150 + 47"}, result="197")],
+        answer="197",
+    ),
+]

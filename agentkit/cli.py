@@ -1,0 +1,358 @@
+"""The `agentkit` command: run an agent, chat, inspect a model, replay a trace.
+
+    agentkit run "What is 17 * 23?"                       # the embedded SmolLM2, calculator tool
+    agentkit run "Which file mentions Rome?" --tools files --workspace docs/
+    agentkit chat --model ~/models/Llama-3.1-8B-Instruct --device cuda
+    agentkit models ~/models/qwen2.5-7b-instruct-q4_k_m.gguf
+    agentkit replay run.jsonl --rerun-tools
+
+Errors are one line with a hint (exit status 1); `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from agentkit._live import print_step, print_summary, result_json
+from agentkit.agent import Agent
+from agentkit.backend import Backend
+from agentkit.errors import AgentkitError, MaxStepsExceeded
+from agentkit.prompting import Example
+from agentkit.tool import Tool
+from agentkit.types import RunResult
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__.split("\n")[0])
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+TOOL_NAMES = ["calculator", "clock", "files", "sql", "http", "python"]
+
+# Options shared by run and chat (typer wants them spelled out per command).
+ModelOption = typer.Option(None, "--model", "-m", help="HF model folder or .gguf file (default: the embedded SmolLM2-135M)")
+DeviceOption = typer.Option("cpu", help="cpu or cuda")
+DtypeOption = typer.Option(None, help="float32, bfloat16 or float16 (default: float32 on CPU, bfloat16 on CUDA)")
+ToolsOption = typer.Option("calculator", "--tools", "-t", help=f"comma-separated built-in tools: {', '.join(TOOL_NAMES)}")
+WorkspaceOption = typer.Option(Path("."), help="root folder of the files tool (nothing outside it is reachable)")
+AllowWriteOption = typer.Option(False, help="let the files tool write inside the workspace")
+HostOption = typer.Option(None, "--allow-host", help="host the http tool may reach (repeat the option)")
+DatabaseOption = typer.Option(None, help="SQLite file for the sql tool (opened read-only)")
+StepsOption = typer.Option(8, help="most steps before giving up")
+InstructionsOption = typer.Option("", help="the agent's role and rules")
+TraceOption = typer.Option(None, help="append the run's events to this JSONL file")
+DebugOption = typer.Option(False, help="show tracebacks")
+
+
+@app.command()
+def run(
+    task: str = typer.Argument(..., help="what the agent should do"),
+    model: Optional[Path] = ModelOption,
+    device: str = DeviceOption,
+    dtype: Optional[str] = DtypeOption,
+    tools: str = ToolsOption,
+    workspace: Path = WorkspaceOption,
+    allow_write: bool = AllowWriteOption,
+    allow_host: Optional[list[str]] = HostOption,
+    database: Optional[Path] = DatabaseOption,
+    max_steps: int = StepsOption,
+    instructions: str = InstructionsOption,
+    trace: Optional[Path] = TraceOption,
+    json_output: bool = typer.Option(False, "--json", help="print the run as JSON (no live view)"),
+    debug: bool = DebugOption,
+) -> None:
+    """Run an agent on TASK and show each step live, then the answer."""
+    with _errors_as_one_line(debug):
+        selected = build_tools(tools, workspace=workspace, allow_write=allow_write, allow_hosts=allow_host or [], database=database)
+        backend = _load_backend(model, device, dtype, quiet=json_output)
+        agent = Agent(backend, tools=selected, instructions=instructions, max_steps=max_steps, trace=trace, examples=examples_for(selected))
+        _warm_grammar(backend, agent, quiet=json_output)
+        result = _run_live(agent, task, quiet=json_output)
+        if json_output:
+            print(result_json(result))
+
+
+@app.command()
+def chat(
+    model: Optional[Path] = ModelOption,
+    device: str = DeviceOption,
+    dtype: Optional[str] = DtypeOption,
+    tools: str = ToolsOption,
+    workspace: Path = WorkspaceOption,
+    allow_write: bool = AllowWriteOption,
+    allow_host: Optional[list[str]] = HostOption,
+    database: Optional[Path] = DatabaseOption,
+    max_steps: int = StepsOption,
+    instructions: str = InstructionsOption,
+    trace: Optional[Path] = TraceOption,
+    debug: bool = DebugOption,
+) -> None:
+    """An interactive session: each message runs the agent, with the conversation so far as history.
+
+    Type /reset to forget the history, /exit (or Ctrl-D) to leave.
+    """
+    with _errors_as_one_line(debug):
+        selected = build_tools(tools, workspace=workspace, allow_write=allow_write, allow_hosts=allow_host or [], database=database)
+        backend = _load_backend(model, device, dtype, quiet=False)
+        agent = Agent(backend, tools=selected, instructions=instructions, max_steps=max_steps, trace=trace, examples=examples_for(selected))
+        _warm_grammar(backend, agent, quiet=False)
+        history: list[Any] = []
+        console.print("[dim]/reset forgets the conversation, /exit leaves[/]")
+        while True:
+            try:
+                line = console.input("[bold]you> [/]").strip()
+            except EOFError:
+                console.print()
+                return
+            if not line:
+                continue
+            if line in ("/exit", "/quit"):
+                return
+            if line == "/reset":
+                history = []
+                console.print("[dim]history cleared[/]")
+                continue
+            try:
+                result = _run_live(agent, line, history=history)
+            except MaxStepsExceeded as exc:  # the session goes on; the partial turn is kept
+                errors.print(f"[red]error:[/] {exc}")
+                result = exc.partial
+            history = result.messages
+
+
+@app.command()
+def models(
+    path: Optional[Path] = typer.Argument(None, help="HF model folder or .gguf file (default: the embedded model)"),
+    json_output: bool = typer.Option(False, "--json", help="print as JSON"),
+    debug: bool = DebugOption,
+) -> None:
+    """Check a model path: architecture, context length, chat template and tool-call format."""
+    with _errors_as_one_line(debug):
+        from agentkit.engine.loading import embedded_gguf_path
+        from agentkit.engine.model_info import describe_model
+
+        info = describe_model(path if path is not None else embedded_gguf_path())
+        if json_output:
+            print(info.model_dump_json(indent=2))
+            return
+        rows = {
+            "path": info.path,
+            "format": info.format,
+            "architecture": info.architecture,
+            "name": info.name or "-",
+            "context length": f"{info.context_length:,} tokens" if info.context_length else "unknown",
+            "layers / hidden": f"{info.layers} / {info.hidden_size}",
+            "vocabulary": f"{info.vocab_size:,}" if info.vocab_size else "unknown",
+            "chat template": "yes" if info.has_chat_template else "no (agentkit falls back to ChatML)",
+            "template knows tools": "yes" if info.template_mentions_tools else "no",
+            "tool-call format": info.tool_call_format,
+        }
+        for key, value in rows.items():
+            console.print(f"[bold]{key:>22}[/]  {value}")
+        console.print("[dim]agentkit decodes its own grammar-constrained JSON steps with any of these.[/]")
+
+
+@app.command()
+def replay(
+    trace_file: Path = typer.Argument(..., help="a trace written with --trace (JSONL)"),
+    rerun_tools: bool = typer.Option(False, help="re-run the tools against the recorded model outputs and compare"),
+    run_id: Optional[str] = typer.Option(None, help="which run of the file (default: the last one)"),
+    workspace: Path = WorkspaceOption,
+    allow_write: bool = AllowWriteOption,
+    allow_host: Optional[list[str]] = HostOption,
+    database: Optional[Path] = DatabaseOption,
+    debug: bool = DebugOption,
+) -> None:
+    """Re-render a saved run; with --rerun-tools, run today's tools against it (exit 1 if they differ)."""
+    with _errors_as_one_line(debug):
+        from agentkit.testing import ReplayBackend
+        from agentkit.trace import last_run_id, read_trace
+
+        if not trace_file.exists():
+            raise typer.BadParameter(f"{trace_file} does not exist")
+        events = read_trace(trace_file)
+        chosen = run_id or last_run_id(events)
+        events = [e for e in events if e.get("run_id") == chosen]
+        if not events:
+            raise AgentkitError(f"{trace_file} holds no run {run_id or ''}; record one with `agentkit run ... --trace FILE`.")
+        start = events[0]
+        console.print(f"[bold]task:[/] {escape(str(start.get('task')))}  [dim](run {chosen}, backend {escape(str(start.get('backend')))})[/]")
+        if not rerun_tools:
+            _print_recorded(events)
+            return
+        selected = build_tools(
+            ",".join(start.get("tools", [])), workspace=workspace, allow_write=allow_write,
+            allow_hosts=allow_host or [], database=database,
+        )
+        agent = Agent(ReplayBackend(trace_file, run_id=chosen), tools=selected, max_steps=start.get("max_steps", 8))
+        result = _run_live(agent, start.get("task", ""))
+        recorded = [e["content"] for e in events if e["event"] == "observation"]
+        now = [o.content for s in result.steps for o in s.observations]
+        changed = [(i, a, b) for i, (a, b) in enumerate(zip(recorded, now), 1) if a != b]
+        if changed or len(recorded) != len(now):
+            for index, before, after in changed:
+                errors.print(f"[red]observation {index} changed:[/] {before!r} -> {after!r}")
+            raise typer.Exit(1)
+        console.print(f"[green]all {len(now)} observations match the recording[/]")
+
+
+def build_tools(
+    names: str, *, workspace: Path, allow_write: bool = False, allow_hosts: list[str] | None = None, database: Path | None = None
+) -> list[Tool]:
+    """The built-in tools named in `names` (comma-separated), configured from the CLI options."""
+    selected: list[Tool] = []
+    for name in [n.strip() for n in names.split(",") if n.strip()]:
+        if name not in TOOL_NAMES:
+            raise AgentkitError(f"Unknown tool {name!r}. Built-in tools: {', '.join(TOOL_NAMES)}.")
+        selected += _TOOL_BUILDERS[name](workspace=workspace, allow_write=allow_write, allow_hosts=allow_hosts or [], database=database)
+    return selected
+
+
+def examples_for(tools: list[Tool]) -> list[Example] | None:
+    """Few-shot turns shipped with the selected built-in tools (None: agentkit's generic example)."""
+    from agentkit.tools.calculator import CALCULATOR_EXAMPLES
+
+    shipped = {"calculator": CALCULATOR_EXAMPLES}
+    examples = [example for t in tools for example in shipped.get(t.name, [])]
+    return examples or None
+
+
+def _calculator(**_: Any) -> list[Tool]:
+    from agentkit.tools import calculator
+
+    return [calculator]
+
+
+def _clock(**_: Any) -> list[Tool]:
+    from agentkit.tools.clock import clock_tools
+
+    return list(clock_tools)
+
+
+def _files(*, workspace: Path, allow_write: bool, **_: Any) -> list[Tool]:
+    from agentkit.tools.files import file_tools
+
+    return file_tools(workspace, allow_write=allow_write)
+
+
+def _sql(*, database: Path | None, **_: Any) -> list[Tool]:
+    if database is None:
+        raise AgentkitError("The sql tool needs a database: add --database FILE.sqlite.")
+    from agentkit.tools.sql import sql_tool
+
+    return [sql_tool(database)]
+
+
+def _http(*, allow_hosts: list[str], **_: Any) -> list[Tool]:
+    if not allow_hosts:
+        raise AgentkitError("The http tool needs an allowlist: add --allow-host example.com (repeat for more).")
+    from agentkit.tools.http import http_tools
+
+    return http_tools(allowed_hosts=allow_hosts)
+
+
+def _python(**_: Any) -> list[Tool]:
+    from agentkit.tools.python import python_tool
+
+    return [python_tool()]
+
+
+_TOOL_BUILDERS: dict[str, Callable[..., list[Tool]]] = {
+    "calculator": _calculator, "clock": _clock, "files": _files, "sql": _sql, "http": _http, "python": _python,
+}
+
+
+def _load_backend(model: Path | None, device: str, dtype: str | None, *, quiet: bool) -> Backend:
+    from agentkit.engine import LocalEngine
+
+    what = str(model) if model else "the embedded SmolLM2-135M (first run: converts its GGUF, ~20 s)"
+    with _status(f"loading {what}", quiet):
+        if model is None:
+            engine = LocalEngine.default(device=device, dtype=dtype)
+        else:
+            engine = LocalEngine.from_pretrained(model, device=device, dtype=dtype)
+    if not quiet:
+        console.print(f"[dim]model: {engine.name} on {engine.device}[/]")
+    return engine
+
+
+def _warm_grammar(backend: Backend, agent: Agent, *, quiet: bool) -> None:
+    """Compile the step grammar up front (with a spinner) instead of inside the first step's timing."""
+    grammars = getattr(backend, "grammars", None)
+    if grammars is not None:
+        with _status(f"compiling the step grammar for {len(agent.registry)} tools", quiet):
+            grammars.grammar(agent._grammar_schema)
+
+
+def _run_live(agent: Agent, task: str, *, history: list[Any] | None = None, quiet: bool = False) -> RunResult:
+    result = RunResult()
+    with _status("thinking", quiet) as status:
+        for step in agent.iter(task, history=history or [], result=result):
+            if not quiet:
+                status.stop()
+                print_step(console, step)
+                status.start()
+    if not quiet:
+        print_summary(console, result)
+    return result
+
+
+@contextmanager
+def _status(text: str, quiet: bool) -> Iterator[Any]:
+    if quiet:
+        yield _NoStatus()
+        return
+    with console.status(f"[dim]{text}…[/]") as status:
+        yield status
+
+
+class _NoStatus:
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@contextmanager
+def _errors_as_one_line(debug: bool) -> Iterator[None]:
+    """AgentkitErrors (and anything else) become one red line and exit status 1, unless --debug."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        if debug:
+            raise
+        hint = "" if isinstance(exc, AgentkitError) else " (run with --debug for the traceback)"
+        errors.print(f"[red]error:[/] {type(exc).__name__}: {exc}{hint}")
+        raise typer.Exit(1) from None
+
+
+def _print_recorded(events: list[dict[str, Any]]) -> None:
+    for event in events:
+        kind = event["event"]
+        if kind == "model_call":
+            mark = "" if event.get("valid") else " [red](invalid, retried)[/]"
+            console.print(f"[bold cyan]step {event['step']}[/] [dim]({event.get('completion_tokens', 0)} tokens, {event.get('seconds', 0):.2f} s)[/]{mark}")
+            console.print(f"  {escape(event['output'])}")
+        elif kind == "observation":
+            style = "red" if event.get("is_error") else "green"
+            console.print(f"    [{style}]{escape(event['name'])} → {escape(event['content'][:400])}[/]")
+        elif kind == "run_end":
+            console.print(f"[green]answer:[/] {escape(str(event.get('output')))}")
+        elif kind == "error":
+            console.print(f"[red]stopped: {escape(str(event.get('type')))}: {escape(str(event.get('message')))}[/]")
+
+
+def main() -> None:
+    """Entry point of the `agentkit` console script."""
+    app(prog_name="agentkit")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
