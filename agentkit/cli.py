@@ -205,7 +205,16 @@ def replay(
 def build_tools(
     names: str, *, workspace: Path, allow_write: bool = False, allow_hosts: list[str] | None = None, database: Path | None = None
 ) -> list[Tool]:
-    """The built-in tools named in `names` (comma-separated), configured from the CLI options."""
+    """The built-in tools named in `names` (comma-separated), configured from the CLI options.
+
+    Example:
+        >>> [t.name for t in build_tools("calculator", workspace=Path("."))]
+        ['calculator']
+        >>> build_tools("shell", workspace=Path("."))
+        Traceback (most recent call last):
+        ...
+        agentkit.errors.AgentkitError: Unknown tool 'shell'. Built-in tools: calculator, clock, files, sql, http, python.
+    """
     selected: list[Tool] = []
     for name in [n.strip() for n in names.split(",") if n.strip()]:
         if name not in TOOL_NAMES:
@@ -215,7 +224,12 @@ def build_tools(
 
 
 def examples_for(tools: list[Tool]) -> list[Example] | None:
-    """Few-shot turns shipped with the selected built-in tools (None: agentkit's generic example)."""
+    """Few-shot turns shipped with the selected built-in tools (None: agentkit's generic example).
+
+    Example:
+        >>> [e.task for e in examples_for(build_tools("calculator", workspace=Path(".")))]
+        ['What is 12 * 31?', 'Add 150 and 47.']
+    """
     from agentkit.tools.calculator import CALCULATOR_EXAMPLES
 
     shipped = {"calculator": CALCULATOR_EXAMPLES}

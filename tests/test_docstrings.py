@@ -23,7 +23,7 @@ def _modules() -> list[str]:
 
 MODULES = _modules()
 # Modules whose examples all need a model, files or a network, and so are marked +SKIP.
-ONLY_SKIPPED_EXAMPLES = {"agentkit.engine"}  # and its modules, except those listed here
+ONLY_SKIPPED_EXAMPLES = {"agentkit.engine", "agentkit._live"}  # engine: and its modules, except those listed here
 ENGINE_MODULES_WITH_EXAMPLES = {"agentkit.engine.kv_cache"}
 
 
