@@ -23,7 +23,7 @@ from agentkit.registry import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_CHARS
 from agentkit.steps import StepFormat, StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.trace import TraceWriter
-from agentkit.types import Message, RunResult, Step, Usage
+from agentkit.types import Message, RunResult, Step, ToolCall, Usage
 
 
 class Agent:
@@ -140,6 +140,33 @@ class Agent:
         if earlier[: len(self._prefix)] == self._prefix:
             earlier = earlier[len(self._prefix) :]
         return [*self._prefix, *earlier, Message(role="user", content=task)]
+
+    def as_tool(self, name: str, description: str, *, timeout: float | None = None) -> Tool:
+        """This agent as one tool taking a `task` and returning its final answer: agents delegating to agents.
+
+        A run that fails (e.g. `MaxStepsExceeded`) becomes an error observation for the calling
+        agent. `timeout` bounds the whole run (None: the calling registry's default, 30 s).
+
+        Example:
+            >>> from agentkit.testing import ScriptedBackend
+            >>> geographer = Agent(ScriptedBackend([{"final_answer": "Paris"}]))
+            >>> ask = geographer.as_tool("geographer", "Answers geography questions.")
+            >>> ToolRegistry([ask]).run(ToolCall(id="1", name="geographer", arguments={"task": "Capital of France?"})).content
+            'Paris'
+        """
+        from agentkit.registry import format_value
+        from agentkit.tool import tool
+
+        async def run_agent(task: str) -> str:
+            """Give the agent a task.
+
+            Args:
+                task: the task in plain words, with everything the agent needs to know.
+            """
+            output = (await self.arun(task)).output
+            return output if isinstance(output, str) else format_value(output)
+
+        return tool(name=name, description=description, timeout=timeout)(run_agent)
 
     # -- drivers ---------------------------------------------------------------------------------
 
