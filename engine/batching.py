@@ -43,6 +43,7 @@ class Job:
     top_p: float
     generator: torch.Generator | None
     jump_forward: bool
+    cancel: threading.Event | None = None  # set by the caller (e.g. a client that disconnected): stop early
     future: Future = field(default_factory=Future)
     tokens: list[int] = field(default_factory=list)
     cache_ids: list[int] = field(default_factory=list)
@@ -161,6 +162,9 @@ class BatchScheduler:
 
     def _choose(self, job: Job) -> None:
         """Pick this row's next input: a queued forced token, or mask + sample; decide if it is done."""
+        if job.cancel is not None and job.cancel.is_set():
+            job.finish = "cancelled"  # frees the row at once; the caller has stopped waiting
+            return
         if job.forced:  # already counted in job.tokens when it was forced
             job.feed = [job.forced.pop(0)]
             return
@@ -217,7 +221,7 @@ class BatchScheduler:
         job.future.set_result(
             DecodeResult(
                 tokens=job.tokens,
-                finish_reason="stop" if job.finish == "stop" else "length",
+                finish_reason=job.finish if job.finish in ("stop", "cancelled") else "length",
                 forward_passes=job.forward_passes,
                 prefill_tokens=len(job.prompt_ids) - job.cached_tokens,
                 jump_forward_tokens=job.jump_forward_tokens,

@@ -126,8 +126,12 @@ class LocalEngine:
         """Exact prompt length in tokens for `messages`, as the model will see it."""
         return len(self._prompt_ids(messages))
 
-    def generate(self, request: GenerationRequest) -> Generation:
-        """Decode one reply; constrained to `request.json_schema` when it is set."""
+    def generate(self, request: GenerationRequest, *, cancel: threading.Event | None = None) -> Generation:
+        """Decode one reply; constrained to `request.json_schema` when it is set.
+
+        Setting `cancel` (from any thread) stops the decode at its next token and frees its batch row;
+        the reply so far comes back with `finish_reason="length"` and `details["cancelled"]` true.
+        """
         started = time.perf_counter()
         prompt_text = render_prompt(self.tokenizer, request.messages)
         prompt_ids = self._tokenize(prompt_text)
@@ -163,6 +167,7 @@ class LocalEngine:
             top_p=request.top_p,
             generator=generator,
             jump_forward=self.jump_forward,
+            cancel=cancel,
         )
         try:
             result = self._scheduler.submit(job)  # decodes together with any concurrent requests
@@ -187,12 +192,21 @@ class LocalEngine:
                 "prefill_seconds": result.prefill_seconds,
                 "decode_seconds": result.decode_seconds,
                 "mask_seconds": result.mask_seconds,
+                "cancelled": result.finish_reason == "cancelled",
             },
         )
 
     async def agenerate(self, request: GenerationRequest) -> Generation:
-        """`generate` in a worker thread, so the event loop (and async tools) keep running."""
-        return await asyncio.to_thread(self.generate, request)
+        """`generate` in a worker thread, so the event loop (and async tools) keep running.
+
+        Cancelling the awaiting task (e.g. a timeout around it) also stops the decode.
+        """
+        cancel = threading.Event()
+        try:
+            return await asyncio.to_thread(self.generate, request, cancel=cancel)
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
 
     def _take_mask(self) -> TokenMask:
         with self._memo_lock:

@@ -155,3 +155,23 @@ def test_gguf_file_and_cached_copy_give_identical_logits(embedded_folder):
     with torch.inference_mode():
         assert torch.equal(from_gguf.model(ids).logits, cached.model(ids).logits)
     assert from_gguf.context_window == cached.context_window == 8192
+
+
+def test_a_cancelled_request_stops_early_and_the_engine_keeps_serving(smollm2_tokenizer, make_tiny_llama):
+    import threading
+    import time
+
+    from agentkit import GenerationRequest, Message
+    from agentkit.engine import LocalEngine
+
+    engine = LocalEngine.from_model(make_tiny_llama(smollm2_tokenizer, seed=4), smollm2_tokenizer)
+    engine.eos_ids = set()  # a random model might end early; this one must be stopped by the cancel
+    request = GenerationRequest(messages=[Message(role="user", content="Talk.")], max_tokens=3000, temperature=1.0, seed=1)
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    started = time.perf_counter()
+    stopped = engine.generate(request, cancel=cancel)
+    assert stopped.details["cancelled"] and stopped.finish_reason == "length"
+    assert 0 < stopped.completion_tokens < 3000 and time.perf_counter() - started < 10
+    after = engine.generate(request.model_copy(update={"max_tokens": 5}))
+    assert after.completion_tokens == 5 and not after.details["cancelled"]
