@@ -32,6 +32,7 @@ from agentkit.errors import (
 from agentkit.prompting import Example, ExampleCall
 from agentkit.policy import ToolPolicy
 from agentkit.registry import ToolRegistry
+from agentkit.remote import RemoteBackend, RemoteError
 from agentkit.steps import StepFormat, StepLimits
 from agentkit.tool import Tool, tool
 from agentkit.types import Message, Observation, RunResult, Step, ToolCall, Usage
@@ -53,6 +54,8 @@ __all__ = [
     "MaxStepsExceeded",
     "Message",
     "ModelLoadError",
+    "RemoteBackend",
+    "RemoteError",
     "Observation",
     "RunResult",
     "Step",

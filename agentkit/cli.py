@@ -37,6 +37,8 @@ TOOL_NAMES = ["calculator", "clock", "files", "sql", "http", "python"]
 
 # Options shared by run and chat (typer wants them spelled out per command).
 ModelOption = typer.Option(None, "--model", "-m", help="HF model folder or .gguf file (default: the embedded SmolLM2-135M)")
+RemoteOption = typer.Option(None, "--remote", help="base URL of an OpenAI-compatible server (vLLM, SGLang, agentkit serve...), e.g. http://gpu-box:8000/v1")
+RemoteModelOption = typer.Option("default", help="model name to ask the --remote server for")
 DeviceOption = typer.Option("cpu", help="cpu or cuda")
 DtypeOption = typer.Option(None, help="float32, bfloat16 or float16 (default: float32 on CPU, bfloat16 on CUDA)")
 ToolsOption = typer.Option("calculator", "--tools", "-t", help=f"comma-separated built-in tools: {', '.join(TOOL_NAMES)}")
@@ -54,6 +56,8 @@ DebugOption = typer.Option(False, help="show tracebacks")
 def run(
     task: str = typer.Argument(..., help="what the agent should do"),
     model: Optional[Path] = ModelOption,
+    remote: Optional[str] = RemoteOption,
+    remote_model: str = RemoteModelOption,
     device: str = DeviceOption,
     dtype: Optional[str] = DtypeOption,
     tools: str = ToolsOption,
@@ -70,7 +74,7 @@ def run(
     """Run an agent on TASK and show each step live, then the answer."""
     with _errors_as_one_line(debug):
         selected = build_tools(tools, workspace=workspace, allow_write=allow_write, allow_hosts=allow_host or [], database=database)
-        backend = _load_backend(model, device, dtype, quiet=json_output)
+        backend = _load_backend(model, device, dtype, quiet=json_output, remote=remote, remote_model=remote_model)
         agent = Agent(backend, tools=selected, instructions=instructions, max_steps=max_steps, trace=trace, examples=examples_for(selected))
         _warm_grammar(backend, agent, quiet=json_output)
         result = _run_live(agent, task, quiet=json_output)
@@ -81,6 +85,8 @@ def run(
 @app.command()
 def chat(
     model: Optional[Path] = ModelOption,
+    remote: Optional[str] = RemoteOption,
+    remote_model: str = RemoteModelOption,
     device: str = DeviceOption,
     dtype: Optional[str] = DtypeOption,
     tools: str = ToolsOption,
@@ -99,7 +105,7 @@ def chat(
     """
     with _errors_as_one_line(debug):
         selected = build_tools(tools, workspace=workspace, allow_write=allow_write, allow_hosts=allow_host or [], database=database)
-        backend = _load_backend(model, device, dtype, quiet=False)
+        backend = _load_backend(model, device, dtype, quiet=False, remote=remote, remote_model=remote_model)
         agent = Agent(backend, tools=selected, instructions=instructions, max_steps=max_steps, trace=trace, examples=examples_for(selected))
         _warm_grammar(backend, agent, quiet=False)
         history: list[Any] = []
@@ -202,6 +208,31 @@ def replay(
         console.print(f"[green]all {len(now)} observations match the recording[/]")
 
 
+@app.command()
+def serve(
+    model: Optional[Path] = ModelOption,
+    device: str = DeviceOption,
+    dtype: Optional[str] = DtypeOption,
+    host: str = typer.Option("127.0.0.1", help="address to bind (loopback by default: set 0.0.0.0 deliberately)"),
+    port: int = typer.Option(8000, help="TCP port"),
+    api_key: Optional[str] = typer.Option(None, envvar="AGENTKIT_API_KEY", help="require `Authorization: Bearer KEY`"),
+    debug: bool = DebugOption,
+) -> None:
+    """Serve the model over an OpenAI-compatible API (/v1/chat/completions) with guaranteed tool calls."""
+    with _errors_as_one_line(debug):
+        try:
+            import uvicorn
+
+            from agentkit.serve import create_app
+        except ImportError as exc:
+            raise AgentkitError(f"Serving needs {exc.name}: pip install 'agentkit[serve]'.") from None
+        backend = _load_backend(model, device, dtype, quiet=False)
+        if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+            errors.print(f"[yellow]warning:[/] serving on {host} without --api-key: anyone who can reach it can use the model")
+        console.print(f"[green]serving[/] {backend.name} on http://{host}:{port}/v1 [dim](Ctrl-C stops)[/]")
+        uvicorn.run(create_app(backend, api_key=api_key), host=host, port=port, log_level="warning")
+
+
 def build_tools(
     names: str, *, workspace: Path, allow_write: bool = False, allow_hosts: list[str] | None = None, database: Path | None = None
 ) -> list[Tool]:
@@ -282,7 +313,19 @@ _TOOL_BUILDERS: dict[str, Callable[..., list[Tool]]] = {
 }
 
 
-def _load_backend(model: Path | None, device: str, dtype: str | None, *, quiet: bool) -> Backend:
+def _load_backend(
+    model: Path | None, device: str, dtype: str | None, *, quiet: bool, remote: str | None = None, remote_model: str = "default"
+) -> Backend:
+    if remote:
+        import os
+
+        from agentkit.remote import RemoteBackend
+
+        if model is not None:
+            raise AgentkitError("Use either --model (a local model) or --remote (a server), not both.")
+        if not quiet:
+            console.print(f"[dim]model: {remote_model} at {remote}[/]")
+        return RemoteBackend(remote, model=remote_model, api_key=os.environ.get("AGENTKIT_API_KEY") or os.environ.get("OPENAI_API_KEY"))
     from agentkit.engine import LocalEngine
 
     what = str(model) if model else "the embedded SmolLM2-135M (first run: converts its GGUF, ~20 s)"

@@ -18,7 +18,7 @@ def test_public_api_is_pinned():
     assert sorted(agentkit.__all__) == sorted([
         "Agent", "AgentkitError", "Backend", "ContextOverflowError", "Example", "ExampleCall", "Generation",
         "GenerationRequest", "GrammarError", "InvalidStepError", "MaxStepsExceeded", "Message", "ModelLoadError",
-        "Observation", "RunResult", "Step", "StepFormat", "StepLimits", "Tool", "ToolCall", "ToolDefinitionError", "ToolPolicy", "InvalidArgumentsError",
+        "Observation", "RunResult", "Step", "StepFormat", "StepLimits", "Tool", "ToolCall", "ToolDefinitionError", "ToolPolicy", "InvalidArgumentsError", "RemoteBackend", "RemoteError",
         "ToolError", "ToolRegistry", "Usage", "__version__", "tool",
     ])
     for name in agentkit.__all__:
