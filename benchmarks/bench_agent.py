@@ -113,7 +113,7 @@ def observation(tokenizer, step: int, target: int) -> Message:
     return Message(role="tool", name=name, content=fit(tokenizer, f"{name} output:\n", " ".join(lines).split(" "), target))
 
 
-def random_8b(tokenizer, device: str, dtype: torch.dtype, layers: int) -> LocalEngine:
+def random_8b(tokenizer, device: str, dtype: torch.dtype, layers: int, **options) -> LocalEngine:
     """Random weights in the Llama-3.1-8B shape over `tokenizer`'s vocabulary, built on `device`."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -130,7 +130,8 @@ def random_8b(tokenizer, device: str, dtype: torch.dtype, layers: int) -> LocalE
         model = LlamaForCausalLM(config)
     torch.set_default_dtype(default_dtype)
     # ~128 KB of KV per token: raise the prefix cache's budget so a 9k-token conversation stays cached.
-    return LocalEngine.from_model(model, tokenizer, name=f"random Llama-3.1-8B shape, {layers} layers", kv_cache_bytes=16 << 30)
+    options.setdefault("kv_cache_bytes", 16 << 30)
+    return LocalEngine.from_model(model, tokenizer, name=f"random Llama-3.1-8B shape, {layers} layers", **options)
 
 
 class NaiveLoop:

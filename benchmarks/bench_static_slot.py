@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -23,19 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def load(args: argparse.Namespace):
-    from agentkit.engine import LocalEngine
-
-    if not args.random_8b:
-        return LocalEngine.default(device=args.device, dtype=args.dtype, static_cache=False)
-    from transformers import AutoTokenizer
-
-    from agentkit.engine.loading import cached_conversion, embedded_gguf_path, torch_dtype
-    from bench_agent import random_8b  # the random-weight Llama-3.1-8B shape used by every GPU bench
-
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or cached_conversion(embedded_gguf_path()))
-    return random_8b(tokenizer, args.device, torch_dtype(args.dtype, args.device), 32)
+from _models import add_model_options, device_label, load_engine  # noqa: E402
 
 
 def dynamic_rate(model, prompt: list[int], tokens: int) -> float:
@@ -64,10 +51,7 @@ def slot_rate(slot, prompt: list[int], tokens: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default=None)
-    parser.add_argument("--random-8b", action="store_true")
-    parser.add_argument("--tokenizer", default=None, help="tokenizer folder for --random-8b")
+    add_model_options(parser)
     parser.add_argument("--tokens", type=int, default=48, help="decode tokens per measurement")
     parser.add_argument("--context", type=int, default=1024, help="grow the context to this many tokens")
     parser.add_argument("--json", type=Path)
@@ -75,12 +59,12 @@ def main() -> None:
 
     from agentkit.engine.static_cache import StaticSlot
 
-    engine = load(args)
+    engine = load_engine(args, static_cache=False)
     model = engine.model
     prompt = engine.tokenizer("The history of the Roman empire is a long story, and it begins")["input_ids"]
     figures: dict[str, object] = {
         "date": datetime.date.today().isoformat(),
-        "device": torch.cuda.get_device_name() if model.device.type == "cuda" else f"CPU {platform.machine()}, {torch.get_num_threads()} threads",
+        "device": device_label(engine),
         "model": engine.name,
         "torch": torch.__version__,
     }

@@ -11,7 +11,8 @@ PY=${PY:-.venv/bin/python}
 $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_31_x86_64 --platform manylinux_2_34_x86_64 --platform manylinux_2_35_x86_64 \
   -d "$out" pydantic pydantic-core annotated-types typing-inspection llguidance \
-  outlines outlines-core genson jsonschema jsonschema-specifications referencing rpds-py diskcache gguf
+  outlines outlines-core genson jsonschema jsonschema-specifications referencing rpds-py diskcache gguf \
+  xgrammar openai starlette uvicorn h11 mcp mcp-types anyio sse-starlette httpx-sse pydantic-settings python-dotenv python-multipart
 $PY - "$out/tokenizer" <<'PYEOF'
 import shutil, sys
 from pathlib import Path

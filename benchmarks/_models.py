@@ -1,0 +1,48 @@
+"""The models every benchmark runs on: the embedded SmolLM2 (CPU) or a random Llama-3.1-8B shape (GPU).
+
+Random weights need no download (the GPU machine has no network) and cost exactly what the real
+8B costs per token: same shapes, same bytes moved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--dtype", default=None, help="float32 (CPU default), bfloat16 (CUDA default), float16")
+    parser.add_argument("--random-8b", action="store_true", help="random-weight Llama-3.1-8B shape instead of SmolLM2")
+    parser.add_argument("--random-layers", type=int, default=32, help="layers of --random-8b (fewer: a smoke test)")
+    parser.add_argument("--tokenizer", help="tokenizer folder for --random-8b (default: the embedded SmolLM2's)")
+
+
+def load_engine(args: argparse.Namespace, **options):
+    """A LocalEngine for the benchmark's model options; `options` go to the engine (e.g. max_batch)."""
+    from agentkit.engine import LocalEngine
+    from agentkit.engine.loading import torch_dtype
+
+    if not args.random_8b:
+        base = LocalEngine.default(device=args.device, dtype=args.dtype, static_cache=False)
+        return LocalEngine.from_model(base.model, base.tokenizer, name=base.name, **options) if options else base
+    from transformers import AutoTokenizer
+
+    from agentkit.engine.loading import cached_conversion, embedded_gguf_path
+    from bench_agent import random_8b
+
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or str(cached_conversion(embedded_gguf_path())))
+    return random_8b(tokenizer, args.device, torch_dtype(args.dtype, args.device), args.random_layers, **options)
+
+
+def device_label(engine) -> str:
+    import platform
+
+    import torch
+
+    if engine.device.type == "cuda":
+        return f"{torch.cuda.get_device_name(engine.device)}, torch {torch.__version__}"
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
