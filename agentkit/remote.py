@@ -3,9 +3,9 @@
 When one machine is not enough, run the model on an inference cluster and point agents at it: the
 loop, tools and step format stay the same. Each step asks the server to constrain its reply with
 the step's JSON Schema (`response_format: json_schema`, which vLLM, SGLang, llama.cpp's server and
-`agentkit serve` all enforce). A server that refuses that gets the plain tools API instead (one
-function per tool plus `give_final_answer`, `tool_choice: required`), and its tool calls are turned
-back into a step. Either way the agent validates the step and, if it is wrong, feeds the error
+`agentkit serve` all enforce). A server that refuses that gets `response_format: {type: json_object,
+schema: ...}` (llama-cpp-python's form), then the plain tools API (one function per tool plus
+`give_final_answer`, `tool_choice: required`), whose tool calls are turned back into a step. Either way the agent validates the step and, if it is wrong, feeds the error
 back and retries (`Agent(max_invalid_retries=...)`).
 
 Transient failures (connection errors, timeouts, 429 and 5xx) are retried with exponential backoff
@@ -26,7 +26,9 @@ import httpx
 from agentkit.backend import Generation, GenerationRequest
 from agentkit.errors import AgentkitError, ContextOverflowError
 
-Mode = Literal["auto", "json_schema", "tools"]
+Mode = Literal["auto", "json_schema", "json_object_schema", "tools"]
+# How a step's schema is sent, most standard first; "auto" moves down the list when a server refuses one.
+STRATEGIES = ("json_schema", "json_object_schema", "tools")
 RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504}
 FINAL_ANSWER_FUNCTION = "give_final_answer"  # the answer branch, as a function in the tools API
 
@@ -79,7 +81,7 @@ class RemoteBackend:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
         self._transport = transport
-        self._use_tools_api = mode == "tools"
+        self.strategy = "json_schema" if mode == "auto" else mode  # how step schemas are sent (see STRATEGIES)
         self.retries = 0  # transient failures retried so far (for logs and tests)
 
     # -- Backend protocol ------------------------------------------------------------------------
@@ -90,15 +92,15 @@ class RemoteBackend:
 
     async def agenerate(self, request: GenerationRequest) -> Generation:
         started = time.perf_counter()
-        if request.json_schema is not None and self._use_tools_api:
-            body = self._tools_body(request)
-        else:
-            body = self._body(request)
+        strategy = self.strategy
+        body = self._tools_body(request) if request.json_schema is not None and strategy == "tools" else self._body(request, strategy)
         try:
             data = await self._post(body)
         except RemoteError as exc:
-            if self.mode == "auto" and request.json_schema is not None and not self._use_tools_api and exc.status == 400 and "response_format" in str(exc):
-                self._use_tools_api = True  # this server has no structured outputs: use its tools API from now on
+            refused_format = exc.status in (400, 422, 500) and ("response_format" in str(exc) or "json_schema" in str(exc))
+            if self.mode == "auto" and request.json_schema is not None and refused_format and strategy != "tools":
+                # This server does not take the schema this way: try the next way, and keep it from now on.
+                self.strategy = STRATEGIES[STRATEGIES.index(strategy) + 1]
                 return await self.agenerate(request)
             raise
         choice = (data.get("choices") or [{}])[0]
@@ -137,7 +139,7 @@ class RemoteBackend:
 
     # -- requests --------------------------------------------------------------------------------
 
-    def _body(self, request: GenerationRequest) -> dict[str, Any]:
+    def _body(self, request: GenerationRequest, strategy: str = "json_schema") -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [_openai_message(m.role, m.content) for m in request.messages],
@@ -147,8 +149,10 @@ class RemoteBackend:
         }
         if request.seed is not None:
             body["seed"] = request.seed
-        if request.json_schema is not None:
+        if request.json_schema is not None and strategy == "json_schema":
             body["response_format"] = {"type": "json_schema", "json_schema": {"name": "step", "schema": request.json_schema, "strict": True}}
+        elif request.json_schema is not None and strategy == "json_object_schema":
+            body["response_format"] = {"type": "json_object", "schema": request.json_schema}
         return body
 
     def _tools_body(self, request: GenerationRequest) -> dict[str, Any]:
@@ -173,7 +177,7 @@ class RemoteBackend:
                 else:
                     if response.status_code < 400:
                         return response.json()
-                    if response.status_code not in RETRY_STATUSES or attempt >= self.max_retries:
+                    if response.status_code not in RETRY_STATUSES or attempt >= self.max_retries or _is_validation_500(response):
                         raise _refused(response)
                 attempt += 1
                 self.retries += 1
@@ -184,6 +188,11 @@ class RemoteBackend:
         if retry_after and retry_after.replace(".", "", 1).isdigit():
             return min(float(retry_after), 60.0)
         return self.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())  # jitter spreads retries of many agents
+
+
+def _is_validation_500(response: httpx.Response) -> bool:
+    """Some servers (llama-cpp-python) answer a request they cannot parse with a 500: not transient."""
+    return response.status_code == 500 and ("response_format" in response.text or "validation error" in response.text)
 
 
 def _refused(response: httpx.Response) -> AgentkitError:

@@ -127,11 +127,13 @@ def test_servers_without_structured_outputs_get_the_tools_api_and_the_agent_stil
     tool_call = [{"id": "c1", "type": "function", "function": {"name": "calculator", "arguments": json.dumps({"expression": "6 * 7"})}}]
     answer = [{"id": "c2", "type": "function", "function": {"name": "give_final_answer", "arguments": json.dumps({"answer": "42"})}}]
     server = serve((400, {"error": {"message": "response_format is not supported"}}, {}),
+                   (500, {"error": {"message": "response_format.type: Input should be 'text' or 'json_object'"}}, {}),
                    (200, completion(tool_calls=tool_call, finish="tool_calls"), {}),
                    (200, completion(tool_calls=answer, finish="tool_calls"), {}))
     result = Agent(RemoteBackend(server.url, model="m"), tools=[calculator]).run("What is 6 * 7?")
     assert result.output == "42" and result.steps[0].observations[0].content == "42"
-    tools_body = server.bodies[1]
+    assert server.bodies[1]["response_format"] == {"type": "json_object", "schema": server.bodies[0]["response_format"]["json_schema"]["schema"]}
+    tools_body = server.bodies[2]
     assert "response_format" not in tools_body and tools_body["tool_choice"] == "required"
     assert [t["function"]["name"] for t in tools_body["tools"]] == ["calculator", "give_final_answer"]
 
