@@ -261,9 +261,16 @@ def examples_for(tools: list[Tool]) -> list[Example] | None:
         >>> [e.task for e in examples_for(build_tools("calculator", workspace=Path(".")))]
         ['What is 12 * 31?', 'Add 150 and 47.']
     """
+    from agentkit.prompting import ExampleCall
     from agentkit.tools.calculator import CALCULATOR_EXAMPLES
 
-    shipped = {"calculator": CALCULATOR_EXAMPLES}
+    search = Example(
+        task="What does the handbook say about holidays?",
+        calls=[ExampleCall(name="search_files", arguments={"pattern": "holiday", "ignore_case": True},
+                           result="handbook.md:4: Holidays: 25 days a year, booked two weeks ahead.")],
+        answer="The handbook says: Holidays: 25 days a year, booked two weeks ahead.",
+    )
+    shipped = {"calculator": CALCULATOR_EXAMPLES, "search_files": [search]}
     examples = [example for t in tools for example in shipped.get(t.name, [])]
     return examples or None
 
