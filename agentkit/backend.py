@@ -31,11 +31,18 @@ class GenerationRequest(BaseModel):
     """What the agent asks of a backend for one step.
 
     `json_schema`, when set, is the schema the reply must satisfy; a backend that can constrain its
-    decoding to it (like the local engine) guarantees a parseable reply.
+    decoding to it (like the local engine) guarantees a parseable reply. `grammar` is the same for
+    replies that are not one JSON value (a tool format such as `<tool_call>{...}</tool_call>` or
+    `[f(a=1)]`): a Lark grammar in llguidance's dialect, which may embed JSON Schemas with `%json`.
+    A backend that cannot enforce a grammar decodes freely and the agent parses what comes back.
+    `tools`, when set, are OpenAI-style function specs for backends whose chat template renders
+    tools itself (the model's own tool prompt).
     """
 
     messages: list[Message]
     json_schema: dict[str, Any] | None = None
+    grammar: str | None = None
+    tools: list[dict[str, Any]] | None = None
     max_tokens: int = 512
     temperature: float = 0.0
     top_p: float = 1.0

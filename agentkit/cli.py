@@ -50,6 +50,9 @@ StepsOption = typer.Option(8, help="most steps before giving up")
 InstructionsOption = typer.Option("", help="the agent's role and rules")
 TraceOption = typer.Option(None, help="append the run's events to this JSONL file")
 DebugOption = typer.Option(False, help="show tracebacks")
+FormatOption = typer.Option(
+    "auto", "--format", help="tool-call syntax: auto (the model's own, else agentkit), agentkit, llama3_json, pythonic, hermes"
+)
 
 
 @app.command()
@@ -69,13 +72,17 @@ def run(
     instructions: str = InstructionsOption,
     trace: Optional[Path] = TraceOption,
     json_output: bool = typer.Option(False, "--json", help="print the run as JSON (no live view)"),
+    tool_format: str = FormatOption,
     debug: bool = DebugOption,
 ) -> None:
     """Run an agent on TASK and show each step live, then the answer."""
     with _errors_as_one_line(debug):
         selected = build_tools(tools, workspace=workspace, allow_write=allow_write, allow_hosts=allow_host or [], database=database)
         backend = _load_backend(model, device, dtype, quiet=json_output, remote=remote, remote_model=remote_model)
-        agent = Agent(backend, tools=selected, instructions=instructions, max_steps=max_steps, trace=trace, examples=examples_for(selected))
+        agent = Agent(
+            backend, tools=selected, instructions=instructions, max_steps=max_steps, trace=trace, examples=examples_for(selected),
+            tool_format=tool_format,
+        )
         _warm_grammar(backend, agent, quiet=json_output)
         result = _run_live(agent, task, quiet=json_output)
         if json_output:
@@ -97,6 +104,7 @@ def chat(
     max_steps: int = StepsOption,
     instructions: str = InstructionsOption,
     trace: Optional[Path] = TraceOption,
+    tool_format: str = FormatOption,
     debug: bool = DebugOption,
 ) -> None:
     """An interactive session: each message runs the agent, with the conversation so far as history.
@@ -106,7 +114,10 @@ def chat(
     with _errors_as_one_line(debug):
         selected = build_tools(tools, workspace=workspace, allow_write=allow_write, allow_hosts=allow_host or [], database=database)
         backend = _load_backend(model, device, dtype, quiet=False, remote=remote, remote_model=remote_model)
-        agent = Agent(backend, tools=selected, instructions=instructions, max_steps=max_steps, trace=trace, examples=examples_for(selected))
+        agent = Agent(
+            backend, tools=selected, instructions=instructions, max_steps=max_steps, trace=trace, examples=examples_for(selected),
+            tool_format=tool_format,
+        )
         _warm_grammar(backend, agent, quiet=False)
         history: list[Any] = []
         console.print("[dim]/reset forgets the conversation, /exit leaves[/]")
@@ -158,10 +169,11 @@ def models(
             "chat template": "yes" if info.has_chat_template else "no (agentkit falls back to ChatML)",
             "template knows tools": "yes" if info.template_mentions_tools else "no",
             "tool-call format": info.tool_call_format,
+            "agentkit tool format": f"{info.agentkit_format} (--format to override)",
         }
         for key, value in rows.items():
             console.print(f"[bold]{key:>22}[/]  {value}")
-        console.print("[dim]agentkit decodes its own grammar-constrained JSON steps with any of these.[/]")
+        console.print("[dim]agents decode steps in that format under a grammar; --format agentkit|llama3_json|pythonic|hermes overrides it.[/]")
 
 
 @app.command()
@@ -196,7 +208,10 @@ def replay(
             ",".join(start.get("tools", [])), workspace=workspace, allow_write=allow_write,
             allow_hosts=allow_host or [], database=database,
         )
-        agent = Agent(ReplayBackend(trace_file, run_id=chosen), tools=selected, max_steps=start.get("max_steps", 8))
+        agent = Agent(
+            ReplayBackend(trace_file, run_id=chosen), tools=selected, max_steps=start.get("max_steps", 8),
+            tool_format=start.get("tool_format", "agentkit"),  # the recorded outputs are in the run's own syntax
+        )
         result = _run_live(agent, start.get("task", ""))
         recorded = [e["content"] for e in events if e["event"] == "observation"]
         now = [o.content for s in result.steps for o in s.observations]
@@ -351,7 +366,7 @@ def _warm_grammar(backend: Backend, agent: Agent, *, quiet: bool) -> None:
     grammars = getattr(backend, "grammars", None)
     if grammars is not None:
         with _status(f"compiling the step grammar for {len(agent.registry)} tools", quiet):
-            grammars.grammar(agent._grammar_schema)
+            grammars.grammar(next(iter(agent._constraint.values())))
 
 
 def _run_live(agent: Agent, task: str, *, history: list[Any] | None = None, quiet: bool = False) -> RunResult:
@@ -411,6 +426,11 @@ def _print_recorded(events: list[dict[str, Any]]) -> None:
             console.print(f"[green]answer:[/] {escape(str(event.get('output')))}")
         elif kind == "error":
             console.print(f"[red]stopped: {escape(str(event.get('type')))}: {escape(str(event.get('message')))}[/]")
+
+
+from agentkit._cli_eval import eval_app  # noqa: E402 - registered after the shared helpers it uses exist
+
+app.add_typer(eval_app, name="eval")
 
 
 def main() -> None:

@@ -7,10 +7,15 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from typing import TYPE_CHECKING
+
 from agentkit.prompts import render
 from agentkit.registry import ToolRegistry
-from agentkit.steps import ParsedStep, StepFormat
+from agentkit.steps import ParsedStep
 from agentkit.types import Message, Observation, ToolCall
+
+if TYPE_CHECKING:
+    from agentkit.formats import ToolFormat
 
 
 class ExampleCall(BaseModel):
@@ -40,20 +45,33 @@ class Example(BaseModel):
     answer: Any
 
 
-# Used when an agent is given no examples of its own. One worked turn (call, result, answer from the
-# result) lifts SmolLM2-135M from answering blind to calling the tool first; its tool is fictional on
-# purpose, and the grammar stops the model from ever calling it.
+# Used when an agent is given no examples of its own. Small models copy examples closely, so these
+# show the two decisions of a first step: answer at once when no tool fits, and make one call per
+# item asked for. The tool is fictional on purpose: the grammar stops the model from ever calling it.
+# Measured on SmolLM2-135M with BFCL (benchmarks/RESULTS.md): one single-call example made it call a
+# tool for 9 of 10 questions no tool could answer; these two took that to 5 of 10 at the same
+# accuracy on the questions that need calls.
 DEFAULT_EXAMPLES = [
+    Example(task="Write a short poem about the sea.", answer="No tool fits this task. The sea is wide, the sea is blue."),
     Example(
-        task="What is the weather in Oslo?",
-        calls=[ExampleCall(name="get_weather", arguments={"city": "Oslo"}, result="12°C, rain")],
-        answer="12°C, rain",
-    )
+        task="What is the weather in Paris and in Lima?",
+        calls=[
+            ExampleCall(name="get_weather", arguments={"city": "Paris"}, result="18°C, sun"),
+            ExampleCall(name="get_weather", arguments={"city": "Lima"}, result="22°C, cloudy"),
+        ],
+        answer="Paris: 18°C, sun. Lima: 22°C, cloudy.",
+    ),
 ]
 
 
-def system_prompt(instructions: str, registry: ToolRegistry, step_format: StepFormat) -> str:
-    """The system prompt: instructions, the step format and the tool list."""
+def system_prompt(instructions: str, registry: ToolRegistry, step_format: ToolFormat, *, native_tools: bool = False) -> str:
+    """The system prompt: instructions, the step format and the tool list.
+
+    With `native_tools` the model's own chat template renders the tools and its call syntax (the
+    engine passes them as `tools=`), so the prompt keeps to the instructions and the answer rule.
+    """
+    if native_tools:
+        return render("system_native.jinja", instructions=instructions.strip(), answer_shape=answer_shape(step_format))
     tools = []
     for t in registry:
         properties = t.parameters.get("properties", {})
@@ -68,7 +86,11 @@ def system_prompt(instructions: str, registry: ToolRegistry, step_format: StepFo
             for name, schema in properties.items()
         ]
         signature = ", ".join(f"{a['name']}: {a['type']}{'' if a['required'] else ' = optional'}" for a in arguments)
-        examples = [json.dumps({"name": t.name, "arguments": e}, ensure_ascii=False) for e in t.examples]
+        examples = [
+            step_format.render(ParsedStep(thought=None, calls=[ToolCall(id="example", name=t.name, arguments=e)]))
+            if step_format.name != "agentkit" else json.dumps({"name": t.name, "arguments": e}, ensure_ascii=False)
+            for e in t.examples
+        ]
         tools.append(
             {"name": t.name, "signature": signature, "description": t.description, "arguments": arguments, "examples": examples}
         )
@@ -78,20 +100,21 @@ def system_prompt(instructions: str, registry: ToolRegistry, step_format: StepFo
         tools=tools,
         call_shape=call_shape(step_format),
         answer_shape=answer_shape(step_format),
+        json_steps=step_format.name == "agentkit",
     )
 
 
-def call_shape(step_format: StepFormat) -> str:
-    thought = '"thought": "...", ' if step_format.limits.thought_chars else ""
-    return '{' + thought + '"calls": [{"name": "<tool>", "arguments": {...}}]}'
+def call_shape(step_format: ToolFormat) -> str:
+    """How a step with tool calls looks in `step_format`, for prompts."""
+    return step_format.call_shape()
 
 
-def answer_shape(step_format: StepFormat) -> str:
-    thought = '"thought": "...", ' if step_format.limits.thought_chars else ""
-    return '{' + thought + '"final_answer": ...}'
+def answer_shape(step_format: ToolFormat) -> str:
+    """How a final answer looks in `step_format`, for prompts."""
+    return step_format.answer_shape()
 
 
-def example_messages(examples: list[Example], step_format: StepFormat) -> list[Message]:
+def example_messages(examples: list[Example], step_format: ToolFormat) -> list[Message]:
     """Render few-shot examples as real conversation turns, in exactly the format the grammar enforces."""
     messages: list[Message] = []
     for n, example in enumerate(examples):
@@ -112,9 +135,12 @@ def observation_message(observation: Observation) -> Message:
     return Message(role="tool", name=observation.name, content=content)
 
 
-def invalid_step_message(error: str, step_format: StepFormat) -> Message:
+def invalid_step_message(error: str, step_format: ToolFormat) -> Message:
     """Feedback for a reply that did not parse, so the model can correct itself."""
-    content = render("invalid_step.jinja", error=error, call_shape=call_shape(step_format), answer_shape=answer_shape(step_format))
+    content = render(
+        "invalid_step.jinja", error=error, call_shape=call_shape(step_format), answer_shape=answer_shape(step_format),
+        json_steps=step_format.name == "agentkit",
+    )
     return Message(role="user", content=content)
 
 

@@ -94,6 +94,19 @@ class ToolRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._tools
 
+    def function_specs(self) -> list[dict[str, Any]]:
+        """The tools as OpenAI-style function specs, the shape chat templates render (`tools=`).
+
+        Example:
+            >>> from agentkit.tools import calculator
+            >>> ToolRegistry([calculator]).function_specs()[0]["function"]["name"]
+            'calculator'
+        """
+        return [
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+            for t in self
+        ]
+
     def fingerprint(self) -> str:
         """A short hash of every tool's name, description and schema: same tools, same grammar."""
         spec = [[t.name, t.description, t.parameters] for t in self]

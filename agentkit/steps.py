@@ -41,6 +41,9 @@ class StepLimits:
     key_chars: length bound for the keys of maps (`dict[str, X]`).
     nonempty_strings: required string arguments get minLength 1 (an empty required string is
         almost always a small model giving up, not a real value).
+    distinct_calls: identical calls (same tool, same arguments) in one step are made once. Under a
+        grammar a small model tends to repeat its call until `max_calls`; turn this off for tools
+        whose repeated call means something (e.g. `roll_die()` twice).
     """
 
     thought_chars: int = 0
@@ -50,6 +53,25 @@ class StepLimits:
     array_items: int = 16
     key_chars: int = 40
     nonempty_strings: bool = True
+    distinct_calls: bool = True
+
+
+def distinct(calls: list[ToolCall]) -> list[ToolCall]:
+    """`calls` without repeats of an earlier call with the same name and arguments.
+
+    Example:
+        >>> same = [ToolCall(id=f"c{i}", name="ping", arguments={"host": "a"}) for i in range(3)]
+        >>> [c.id for c in distinct(same)]
+        ['c0']
+    """
+    seen: set[str] = set()
+    kept = []
+    for call in calls:
+        key = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            kept.append(call)
+    return kept
 
 
 class StepParseError(ValueError):
@@ -87,17 +109,25 @@ class StepFormat:
         self.registry = registry
         self.output_type = output_type
         self.limits = limits or StepLimits()
-        try:
-            self._output_adapter: TypeAdapter[Any] = TypeAdapter(output_type)
-            self._output_adapter.json_schema()
-        except Exception as exc:  # noqa: BLE001 - pydantic raises several types for schema-less types
-            name = getattr(output_type, "__name__", repr(output_type))
-            raise ToolDefinitionError(
-                f"output_type={name} has no JSON Schema ({type(exc).__name__}), so the final answer cannot be "
-                "constrained. Use str, a pydantic model, or a list/dict/Literal of plain types."
-            ) from exc
+        self._output_adapter = output_adapter(output_type)
         self.schema = self._build_schema()
         self.schema_hash = hashlib.sha256(json.dumps(self.schema, sort_keys=True).encode()).hexdigest()[:16]
+
+    name = "agentkit"
+
+    def constraint(self) -> dict[str, Any]:
+        """The request fields that hold decoding to this format: `{"json_schema": ...}`."""
+        return {"json_schema": self.grammar_schema()}
+
+    def call_shape(self) -> str:
+        """How a call step looks, for prompts."""
+        thought = '"thought": "...", ' if self.limits.thought_chars else ""
+        return '{' + thought + '"calls": [{"name": "<tool>", "arguments": {...}}]}'
+
+    def answer_shape(self) -> str:
+        """How a final-answer step looks, for prompts."""
+        thought = '"thought": "...", ' if self.limits.thought_chars else ""
+        return '{' + thought + '"final_answer": ...}'
 
     # -- schema ----------------------------------------------------------------------------------
 
@@ -190,7 +220,7 @@ class StepFormat:
             if not isinstance(arguments, dict):
                 raise StepParseError(f"calls[{i}].arguments must be an object.")
             calls.append(ToolCall(id=f"call_{step_index}_{i}", name=raw["name"], arguments=arguments))
-        return ParsedStep(thought=thought, calls=calls)
+        return ParsedStep(thought=thought, calls=distinct(calls) if self.limits.distinct_calls else calls)
 
     def render(self, step: ParsedStep) -> str:
         """Serialise a step exactly as the grammar makes the model write it (for few-shot examples)."""
@@ -203,6 +233,20 @@ class StepFormat:
         else:
             data["calls"] = [{"name": c.name, "arguments": c.arguments} for c in step.calls]
         return json.dumps(data, ensure_ascii=False)
+
+
+def output_adapter(output_type: Any) -> TypeAdapter[Any]:
+    """A validator for final answers of `output_type`; `ToolDefinitionError` if it has no JSON Schema."""
+    try:
+        adapter: TypeAdapter[Any] = TypeAdapter(output_type)
+        adapter.json_schema()
+    except Exception as exc:  # noqa: BLE001 - pydantic raises several types for schema-less types
+        name = getattr(output_type, "__name__", repr(output_type))
+        raise ToolDefinitionError(
+            f"output_type={name} has no JSON Schema ({type(exc).__name__}), so the final answer cannot be "
+            "constrained. Use str, a pydantic model, or a list/dict/Literal of plain types."
+        ) from exc
+    return adapter
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,11 @@ CHATML = (
 )
 
 
-def render_prompt(tokenizer: Any, messages: list[Message]) -> str:
+def render_prompt(tokenizer: Any, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> str:
     """The prompt text for `messages`, ending where the assistant's reply starts.
+
+    `tools` (OpenAI-style function specs) are handed to the model's own template, which renders its
+    native tool prompt; they are only sent for templates that know tools (see `native_tool_format`).
 
     Example:
         >>> render_prompt(tokenizer, [Message(role="user", content="hi")])  # doctest: +SKIP
@@ -33,12 +36,13 @@ def render_prompt(tokenizer: Any, messages: list[Message]) -> str:
     specials = _special_texts(tokenizer)
     dicts = [{"role": m.role, "content": _defang(m.content, specials)} for m in messages]
     template = getattr(tokenizer, "chat_template", None) or CHATML
+    extra: dict[str, Any] = {"tools": tools} if tools else {}
     try:
-        return tokenizer.apply_chat_template(dicts, chat_template=template, tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(dicts, chat_template=template, tokenize=False, add_generation_prompt=True, **extra)
     except Exception:  # noqa: BLE001 - templates raise anything (jinja errors, TemplateError...)
         merged = _merge_roles(dicts)
         try:
-            return tokenizer.apply_chat_template(merged, chat_template=template, tokenize=False, add_generation_prompt=True)
+            return tokenizer.apply_chat_template(merged, chat_template=template, tokenize=False, add_generation_prompt=True, **extra)
         except Exception:  # noqa: BLE001
             return tokenizer.apply_chat_template(merged, chat_template=CHATML, tokenize=False, add_generation_prompt=True)
 

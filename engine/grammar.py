@@ -44,16 +44,24 @@ class GrammarCompiler:
         self.compilations = 0  # how many schemas were actually compiled (tests check the cache works)
         self._lock = threading.Lock()  # engines serve concurrent requests
 
-    def grammar(self, schema: dict[str, Any]) -> str:
-        """Return the compiled grammar for `schema`, compiling and validating it on first use."""
-        key = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()
+    def grammar(self, schema: dict[str, Any] | str) -> str:
+        """Return the compiled grammar for a JSON Schema (dict) or a Lark grammar (str), cached.
+
+        Lark grammars use llguidance's dialect and may embed schemas with `%json { ... }`.
+        """
+        is_lark = isinstance(schema, str)
+        source = schema if is_lark else json.dumps(schema, sort_keys=True)
+        key = ("lark:" if is_lark else "json:") + hashlib.sha256(source.encode()).hexdigest()
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
         LLMatcher = self._llguidance.LLMatcher
-        grammar = LLMatcher.grammar_from_json_schema(schema, defaults=_JSON_OPTIONS)
+        try:
+            grammar = LLMatcher.grammar_from_lark(schema) if is_lark else LLMatcher.grammar_from_json_schema(schema, defaults=_JSON_OPTIONS)
+        except ValueError as exc:  # a Lark syntax error
+            raise GrammarError(f"The step grammar cannot be parsed: {exc}. Check the tool argument types.") from None
         is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, self.tokenizer)
         if is_error:
             raise GrammarError(f"The step schema cannot be compiled into a grammar: {'; '.join(messages)}. Check the tool argument types.")
@@ -64,8 +72,8 @@ class GrammarCompiler:
                 self._cache.popitem(last=False)
         return grammar
 
-    def matcher(self, schema: dict[str, Any]) -> Any:
-        """A fresh `llguidance.LLMatcher` positioned at the start of `schema`."""
+    def matcher(self, schema: dict[str, Any] | str) -> Any:
+        """A fresh `llguidance.LLMatcher` positioned at the start of `schema` (a JSON Schema or Lark text)."""
         matcher = self._llguidance.LLMatcher(self.tokenizer, self.grammar(schema), log_level=1)
         if matcher.is_error():
             raise GrammarError(f"The grammar failed to start: {matcher.get_error()}")

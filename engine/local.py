@@ -18,6 +18,7 @@ from agentkit.engine.chat import render_prompt
 from agentkit.engine.batching import BatchScheduler, Job
 from agentkit.engine.grammar import GrammarCompiler, TokenMask
 from agentkit.engine.kv_cache import PrefixCache
+from agentkit.engine.model_info import native_tool_format
 from agentkit.engine.loading import (
     cached_conversion,
     embedded_gguf_path,
@@ -120,6 +121,14 @@ class LocalEngine:
         model.eval()
         return cls(model, tokenizer, name=name or type(model).__name__, **options)
 
+    @property
+    def native_tool_format(self) -> str | None:
+        """The tool format (`agentkit.formats`) this model's chat template renders, None if it has none.
+
+        `Agent(tool_format="auto")` uses it, and then lets the template render the tools itself.
+        """
+        return native_tool_format(getattr(self.tokenizer, "chat_template", None))
+
     # -- Backend protocol ------------------------------------------------------------------------
 
     def count_tokens(self, messages: list[Message]) -> int:
@@ -127,13 +136,13 @@ class LocalEngine:
         return len(self._prompt_ids(messages))
 
     def generate(self, request: GenerationRequest, *, cancel: threading.Event | None = None) -> Generation:
-        """Decode one reply; constrained to `request.json_schema` when it is set.
+        """Decode one reply; constrained to `request.grammar` or `request.json_schema` when set.
 
         Setting `cancel` (from any thread) stops the decode at its next token and frees its batch row;
         the reply so far comes back with `finish_reason="length"` and `details["cancelled"]` true.
         """
         started = time.perf_counter()
-        prompt_text = render_prompt(self.tokenizer, request.messages)
+        prompt_text = render_prompt(self.tokenizer, request.messages, tools=request.tools)
         prompt_ids = self._tokenize(prompt_text)
         if self.context_window and len(prompt_ids) + request.max_tokens > self.context_window:
             raise ContextOverflowError(
@@ -153,7 +162,8 @@ class LocalEngine:
                 generator.seed()  # fresh entropy for this generator only; the global RNG is left alone
         from transformers import DynamicCache
 
-        matcher = self.grammars.matcher(request.json_schema) if request.json_schema is not None else None
+        constraint = request.grammar if request.grammar is not None else request.json_schema
+        matcher = self.grammars.matcher(constraint) if constraint is not None else None
         kv, reused = self.prefix_cache.take(prompt_ids, new_cache=DynamicCache)
         job = Job(
             prompt_ids=prompt_ids,

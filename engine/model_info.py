@@ -1,9 +1,8 @@
 """What a model path holds, read from its metadata alone (no weights loaded): for `agentkit models`.
 
 Architecture, context length, size, the chat template and whether it knows about tools, and which
-tool-call convention the template uses. agentkit itself always decodes its own grammar-constrained
-JSON step, whatever the template says; the convention matters when the same model is served by
-another stack, and tells you whether the model was trained on tool calls at all.
+tool-call convention the template uses, and the `agentkit.formats` tool format that matches it
+(what `Agent(tool_format="auto")` picks for the model).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from agentkit.engine.loading import resolve_model_path
 # Markers of the tool-call conventions found in chat templates, most specific first.
 TOOL_CALL_FORMATS = [
     ("hermes", "<tool_call>"),  # Hermes, Qwen 2.5/3, many fine-tunes: <tool_call>{json}</tool_call>
+    ("pythonic", "func_name1("),  # Llama 3.2/3.3 pythonic templates: [func_name1(params_name1=...), ...]
     ("llama3-json", "<|python_tag|>"),  # Llama 3.1+: JSON after <|python_tag|> / ipython role
     ("llama4-pythonic", "<|python_start|>"),
     ("mistral", "[TOOL_CALLS]"),
@@ -43,6 +43,7 @@ class ModelInfo(BaseModel):
     has_chat_template: bool = False
     template_mentions_tools: bool = False
     tool_call_format: str = "none"  # one of TOOL_CALL_FORMATS' names, "generic" or "none"
+    agentkit_format: str = "agentkit"  # the agentkit.formats format agents use for it by default
 
 
 def describe_model(path: str | os.PathLike[str]) -> ModelInfo:
@@ -110,6 +111,7 @@ def _describe_gguf(path: Path) -> ModelInfo:
         has_chat_template=bool(template),
         template_mentions_tools=mentions,
         tool_call_format=convention,
+        agentkit_format=_agentkit_format(convention),
     )
 
 
@@ -137,6 +139,7 @@ def _describe_folder(folder: Path) -> ModelInfo:
         has_chat_template=bool(template),
         template_mentions_tools=mentions,
         tool_call_format=convention,
+        agentkit_format=_agentkit_format(convention),
     )
 
 
@@ -151,6 +154,26 @@ def _folder_template(folder: Path) -> str | None:
             return "\n".join(str(t.get("template", "")) for t in template)
         return template
     return None
+
+
+def native_tool_format(template: str | None) -> str | None:
+    """The `agentkit.formats` name of the tool syntax a chat template renders, None if it knows none we speak.
+
+    Example:
+        >>> native_tool_format("{% for t in tools %}{{ t }}{% endfor %}<tool_call>")
+        'hermes'
+        >>> native_tool_format("{{ messages[0]['content'] }}") is None
+        True
+    """
+    from agentkit.formats import format_for_convention
+
+    return format_for_convention(detect_tool_call_format(template)[1])
+
+
+def _agentkit_format(convention: str) -> str:
+    from agentkit.formats import format_for_convention
+
+    return format_for_convention(convention) or "agentkit"
 
 
 def _int(value: Any) -> int | None:

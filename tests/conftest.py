@@ -60,6 +60,15 @@ def make_tiny_llama():
     return tiny_llama
 
 
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, smollm2_tokenizer, make_tiny_llama):
+    """A tiny random-weight Llama saved as a Hugging Face folder with the SmolLM2 tokenizer."""
+    folder = tmp_path_factory.mktemp("tiny-model")
+    make_tiny_llama(smollm2_tokenizer).save_pretrained(folder)
+    smollm2_tokenizer.save_pretrained(folder)
+    return folder
+
+
 def tiny_llama(tokenizer: Any, *, seed: int = 0, context: int = 4096) -> Any:
     """A 2-layer Llama with random weights over `tokenizer`'s vocabulary.
 

@@ -21,14 +21,6 @@ def cli(*args: str, stdin: str | None = None, timeout: float = 300) -> subproces
     return subprocess.run([*command, *args], input=stdin, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, smollm2_tokenizer, make_tiny_llama):
-    folder = tmp_path_factory.mktemp("tiny-model")
-    make_tiny_llama(smollm2_tokenizer).save_pretrained(folder)
-    smollm2_tokenizer.save_pretrained(folder)
-    return folder
-
-
 def test_the_console_script_is_installed():
     assert AGENTKIT.exists(), "pip install should create the `agentkit` command"
     assert "run" in cli("--help").stdout
@@ -67,6 +59,25 @@ def test_models_describes_a_folder(tiny_model_dir):
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
     assert info["architecture"] == "LlamaForCausalLM" and info["layers"] == 2 and info["format"] == "huggingface"
+    assert info["tool_call_format"] == "none" and info["agentkit_format"] == "agentkit"  # SmolLM2's template has no tools
+
+
+@pytest.mark.parametrize(
+    ("marker", "expected"),
+    [("<tool_call>", "hermes"), ("<|python_tag|>", "llama3_json"), ("[func_name1(params_name1=params_value1)]", "pythonic")],
+)
+def test_models_shows_the_tool_format_detected_from_the_template(tiny_model_dir, tmp_path, marker, expected):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "chat_template.jinja").write_text("{% for t in tools %}{{ t }}{% endfor %}" + marker + "{{ messages }}")
+    shown = cli("models", str(folder))
+    assert shown.returncode == 0, shown.stderr
+    assert f"agentkit tool format  {expected}" in shown.stdout
+    # ...and a run with --format overrides it (a random model: any valid outcome, never a traceback).
+    done = cli("run", "Hi", "--model", str(folder), "--max-steps", "1", "--json", "--format", "pythonic")
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -77,6 +88,7 @@ def test_models_describes_a_folder(tiny_model_dir):
         pytest.param(["run", "x", "--tools", "sql"], "--database", id="sql-without-database"),
         pytest.param(["run", "x", "--tools", "http"], "--allow-host", id="http-without-allowlist"),
         pytest.param(["replay", "/no/such/trace.jsonl"], "does not exist", id="missing-trace"),
+        pytest.param(["run", "x", "--format", "xml"], "Unknown tool_format 'xml'", id="unknown-format"),
     ],
 )
 def test_errors_are_one_line_with_a_hint_and_no_traceback(args, message):

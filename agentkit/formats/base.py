@@ -1,0 +1,191 @@
+"""What every tool format does, and the shared machinery of the formats whose final answer is plain text.
+
+A `ToolFormat` is one surface syntax for "the model's next step": a grammar that makes constrained
+decoding emit exactly that syntax (with each tool's argument schema enforced inside it), a parser
+back to typed `ToolCall`s, and a renderer that writes a step the way the grammar would (for few-shot
+examples and conversation history). Whatever the syntax, the agent loop sees the same `ParsedStep`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from agentkit.registry import ToolRegistry
+from agentkit.steps import ParsedStep, StepFormat, StepLimits, StepParseError, _bound, _hoist_defs, distinct, output_adapter
+from agentkit.types import ToolCall
+
+# Compact JSON inside grammars, exactly what json.dumps writes (see agentkit.engine.grammar).
+JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+
+
+@runtime_checkable
+class ToolFormat(Protocol):
+    """One tool-call syntax: its grammar, its parser and its renderer, for one tool set.
+
+    `constraint()` gives the `GenerationRequest` fields that enforce the syntax (`json_schema` or
+    `grammar`); `call_shape()` / `answer_shape()` describe it to the model in prompts.
+    """
+
+    name: str
+    registry: ToolRegistry
+    output_type: Any
+    limits: StepLimits
+
+    def constraint(self) -> dict[str, Any]: ...
+
+    def parse(self, text: str, *, step_index: int) -> ParsedStep: ...
+
+    def render(self, step: ParsedStep) -> str: ...
+
+    def call_shape(self) -> str: ...
+
+    def answer_shape(self) -> str: ...
+
+
+class TextAnswerFormat:
+    """Base of the native formats: a step is either tool calls in the format's syntax or a plain-text answer.
+
+    The answer may not begin with the character that begins a call (`opener`), so the grammar
+    decides between "call" and "answer" at the first token, and a call, once begun, is held to its
+    schema. With a structured `output_type` the answer is that type's JSON instead of text.
+    """
+
+    name: ClassVar[str]
+    opener: ClassVar[str]  # the first character of every call block
+    arguments_key: ClassVar[str] = "arguments"
+
+    def __init__(self, registry: ToolRegistry, output_type: Any = str, limits: StepLimits | None = None) -> None:
+        self.registry = registry
+        self.output_type = output_type
+        self.limits = limits or StepLimits()
+        self._output_adapter = output_adapter(output_type)
+        self._check_tools()
+        self.grammar = self._grammar()
+        self.schema_hash = hashlib.sha256(self.grammar.encode()).hexdigest()[:16]
+
+    # -- what subclasses provide ------------------------------------------------------------------
+
+    def _calls_rules(self) -> dict[str, str]:
+        """Lark rules with a `calls` rule: one step's tool calls (at least one, at most `max_calls`)."""
+        raise NotImplementedError
+
+    def _parse_calls(self, text: str, step_index: int) -> list[ToolCall] | None:
+        """The calls in `text`, None when it holds no call at all (then it is an answer)."""
+        raise NotImplementedError
+
+    def render_calls(self, calls: list[ToolCall]) -> str:
+        """The text of a step that makes `calls`, exactly as the grammar writes it."""
+        raise NotImplementedError
+
+    def _check_tools(self) -> None:
+        """Raise `ToolDefinitionError` for tools the syntax cannot express."""
+
+    # -- ToolFormat ------------------------------------------------------------------------------
+
+    def constraint(self) -> dict[str, Any]:
+        """The request fields that hold decoding to this format: `{"grammar": <lark>}`."""
+        return {"grammar": self.grammar}
+
+    def parse(self, text: str, *, step_index: int) -> ParsedStep:
+        """Calls if the text holds any (in this syntax), else the final answer."""
+        calls = self._parse_calls(text, step_index) if self.registry.names else None
+        if calls:
+            return ParsedStep(thought=None, calls=distinct(calls) if self.limits.distinct_calls else calls)
+        return ParsedStep(thought=None, calls=[], final_answer=self._parse_answer(text), is_final=True)
+
+    def render(self, step: ParsedStep) -> str:
+        """A step as the model writes it: the calls, or the answer text."""
+        if not step.is_final:
+            return self.render_calls(step.calls)
+        if self.output_type is str:
+            return str(step.final_answer)
+        return json.dumps(self._output_adapter.dump_python(step.final_answer, mode="json"), ensure_ascii=False)
+
+    def call_shape(self) -> str:
+        example = ToolCall(id="shape", name="tool_name", arguments={"argument": "value"})
+        return self.render_calls([example])
+
+    def answer_shape(self) -> str:
+        return "plain text" if self.output_type is str else "one JSON value of the answer's type"
+
+    # -- shared pieces ---------------------------------------------------------------------------
+
+    def _grammar(self) -> str:
+        rules = self._calls_rules() if self.registry.names else {}
+        answer = self._answer_rule()
+        start = "calls | answer" if rules else "answer"
+        lines = [f"start: {start}", f"answer: {answer}"] + [f"{name}: {body}" for name, body in rules.items()]
+        return "\n".join(lines) + "\n"
+
+    def _answer_rule(self) -> str:
+        if self.output_type is str:
+            low = 1
+            # First character: not whitespace and not the call opener; then anything, bounded.
+            first = "[^\\s" + _regex_class_escape(self.opener) + "]" if self.registry.names else "[^\\s]"
+            return f"/{first}[^\\x00]{{0,{max(self.limits.answer_chars - low, 0)}}}/"
+        schema = StepFormat(ToolRegistry([]), output_type=self.output_type, limits=self.limits).grammar_schema()
+        answer = schema["properties"]["final_answer"]
+        if "$defs" in schema:
+            answer = {**answer, "$defs": schema["$defs"]}
+        return _json_rule(answer)
+
+    def _parse_answer(self, text: str) -> Any:
+        if self.output_type is str:
+            return text.strip()
+        try:
+            return self._output_adapter.validate_json(text.strip())
+        except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError, or bad JSON
+            raise StepParseError(f"The answer is not valid JSON of the answer's type: {str(exc).splitlines()[0]}") from None
+
+    def call_schema(self, *, arguments_key: str | None = None) -> dict[str, Any]:
+        """The JSON Schema of one call object `{"name": ..., "<arguments_key>": {...}}`, bounded for the grammar."""
+        key = arguments_key or self.arguments_key
+        defs: dict[str, Any] = {}
+        variants = []
+        for t in self.registry:
+            arguments = _hoist_defs(t.parameters, prefix=f"{t.name}.", into=defs)
+            variants.append(
+                {
+                    "type": "object",
+                    "properties": {"name": {"const": t.name}, key: arguments},
+                    "required": ["name", key],
+                    "additionalProperties": False,
+                }
+            )
+        schema: dict[str, Any] = {"anyOf": variants} if len(variants) > 1 else variants[0]
+        if defs:
+            schema = {**schema, "$defs": defs}
+        return _bound(copy.deepcopy(schema), self.limits)
+
+    def _call_from_object(self, data: Any, index: int, step_index: int) -> ToolCall:
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise StepParseError(f"Call {index + 1} must be an object with a string \"name\".")
+        arguments = data.get(self.arguments_key, data.get("arguments", data.get("parameters", {})))
+        if not isinstance(arguments, dict):
+            raise StepParseError(f"Call {index + 1}: \"{self.arguments_key}\" must be an object.")
+        return ToolCall(id=f"call_{step_index}_{index}", name=data["name"], arguments=arguments)
+
+
+def _json_rule(schema: dict[str, Any]) -> str:
+    """A Lark `%json` lexeme for `schema`, written compactly like json.dumps."""
+    return "%json " + json.dumps({"x-guidance": JSON_OPTIONS, **schema}, ensure_ascii=False)
+
+
+def _regex_class_escape(text: str) -> str:
+    return "".join("\\" + c if c in "[]\\^-/" else c for c in text[:1])
+
+
+def repeat(item: str, separator: str, most: int) -> str:
+    """Lark for one to `most` `item`s joined by `separator` (nested optionals, no repetition syntax).
+
+    Example:
+        >>> repeat("call", "; ", 3)
+        'call ("; " call ("; " call)?)?'
+    """
+    rest = ""
+    for _ in range(max(most, 1) - 1):
+        rest = f"({json.dumps(separator)} {item}{' ' + rest if rest else ''})?"
+    return f"{item} {rest}".strip()
