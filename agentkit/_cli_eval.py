@@ -50,10 +50,7 @@ def bfcl(
         if unknown:
             raise typer.BadParameter(f"unknown categories {unknown}; choose from {', '.join(CATEGORIES)}")
         backend = _load_backend(model, device, dtype, quiet=False, remote=remote, remote_model=remote_model)
-        done = {"n": 0}
-
         def show(case: object) -> None:
-            done["n"] += 1
             if verbose:
                 mark = "[green]✓[/]" if case.correct else "[red]✗[/]"  # type: ignore[attr-defined]
                 console.print(f"{mark} {case.id}  {case.raw_output[:150]!r}  {case.error or ''}"[:300])  # type: ignore[attr-defined]

@@ -86,6 +86,7 @@ def system_prompt(instructions: str, registry: ToolRegistry, step_format: ToolFo
             for name, schema in properties.items()
         ]
         signature = ", ".join(f"{a['name']}: {a['type']}{'' if a['required'] else ' = optional'}" for a in arguments)
+        # Per-tool examples in the agentkit format keep the `{"name", "arguments"}` shape its prompt was tuned on.
         examples = [
             step_format.render(ParsedStep(thought=None, calls=[ToolCall(id="example", name=t.name, arguments=e)]))
             if step_format.name != "agentkit" else json.dumps({"name": t.name, "arguments": e}, ensure_ascii=False)

@@ -74,6 +74,11 @@ def distinct(calls: list[ToolCall]) -> list[ToolCall]:
     return kept
 
 
+# Compact, deterministic JSON inside grammars: exactly what json.dumps writes by default, so few-shot
+# examples rendered with json.dumps look like what the model is forced to write.
+JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+
+
 class StepParseError(ValueError):
     """The text is not a valid step; the message is written for the model to read and fix."""
 
@@ -137,17 +142,7 @@ class StepFormat:
         thought = {"thought": {"type": "string", "maxLength": limits.thought_chars}} if limits.thought_chars else {}
         branches: list[dict[str, Any]] = []
 
-        call_variants = []
-        for t in self.registry:
-            arguments = _hoist_defs(t.parameters, prefix=f"{t.name}.", into=defs)
-            call_variants.append(
-                {
-                    "type": "object",
-                    "properties": {"name": {"const": t.name}, "arguments": arguments},
-                    "required": ["name", "arguments"],
-                    "additionalProperties": False,
-                }
-            )
+        call_variants = tool_call_variants(self.registry, "arguments", into=defs)
         if call_variants:
             branches.append(
                 _object(
@@ -233,6 +228,19 @@ class StepFormat:
         else:
             data["calls"] = [{"name": c.name, "arguments": c.arguments} for c in step.calls]
         return json.dumps(data, ensure_ascii=False)
+
+
+def tool_call_variants(registry: ToolRegistry, arguments_key: str, *, into: dict[str, Any]) -> list[dict[str, Any]]:
+    """One schema per tool for a call object `{"name": <tool>, <arguments_key>: {...}}`; `$defs` go to `into`."""
+    return [
+        {
+            "type": "object",
+            "properties": {"name": {"const": t.name}, arguments_key: _hoist_defs(t.parameters, prefix=f"{t.name}.", into=into)},
+            "required": ["name", arguments_key],
+            "additionalProperties": False,
+        }
+        for t in registry
+    ]
 
 
 def output_adapter(output_type: Any) -> TypeAdapter[Any]:

@@ -17,10 +17,8 @@ from typing import Any
 import torch
 
 from agentkit.errors import GrammarError
+from agentkit.steps import JSON_OPTIONS
 
-# Compact, deterministic JSON: exactly what json.dumps writes by default, so few-shot examples rendered
-# with json.dumps look like what the model is forced to write.
-_JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
 class GrammarCompiler:
@@ -59,7 +57,7 @@ class GrammarCompiler:
                 return cached
         LLMatcher = self._llguidance.LLMatcher
         try:
-            grammar = LLMatcher.grammar_from_lark(schema) if is_lark else LLMatcher.grammar_from_json_schema(schema, defaults=_JSON_OPTIONS)
+            grammar = LLMatcher.grammar_from_lark(schema) if is_lark else LLMatcher.grammar_from_json_schema(schema, defaults=JSON_OPTIONS)
         except ValueError as exc:  # a Lark syntax error
             raise GrammarError(f"The step grammar cannot be parsed: {exc}. Check the tool argument types.") from None
         is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, self.tokenizer)

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agentkit.errors import ModelLoadError
+from agentkit.formats import format_for_convention
 from agentkit.engine.loading import resolve_model_path
 
 # Markers of the tool-call conventions found in chat templates, most specific first.
@@ -111,7 +112,7 @@ def _describe_gguf(path: Path) -> ModelInfo:
         has_chat_template=bool(template),
         template_mentions_tools=mentions,
         tool_call_format=convention,
-        agentkit_format=_agentkit_format(convention),
+        agentkit_format=format_for_convention(convention) or "agentkit",
     )
 
 
@@ -139,7 +140,7 @@ def _describe_folder(folder: Path) -> ModelInfo:
         has_chat_template=bool(template),
         template_mentions_tools=mentions,
         tool_call_format=convention,
-        agentkit_format=_agentkit_format(convention),
+        agentkit_format=format_for_convention(convention) or "agentkit",
     )
 
 
@@ -165,15 +166,7 @@ def native_tool_format(template: str | None) -> str | None:
         >>> native_tool_format("{{ messages[0]['content'] }}") is None
         True
     """
-    from agentkit.formats import format_for_convention
-
     return format_for_convention(detect_tool_call_format(template)[1])
-
-
-def _agentkit_format(convention: str) -> str:
-    from agentkit.formats import format_for_convention
-
-    return format_for_convention(convention) or "agentkit"
 
 
 def _int(value: Any) -> int | None:

@@ -8,17 +8,23 @@ examples and conversation history). Whatever the syntax, the agent loop sees the
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from agentkit.registry import ToolRegistry
-from agentkit.steps import ParsedStep, StepFormat, StepLimits, StepParseError, _bound, _hoist_defs, distinct, output_adapter
+from agentkit.steps import (
+    JSON_OPTIONS,
+    ParsedStep,
+    StepFormat,
+    StepLimits,
+    StepParseError,
+    _bound,
+    distinct,
+    output_adapter,
+    tool_call_variants,
+)
 from agentkit.types import ToolCall
-
-# Compact JSON inside grammars, exactly what json.dumps writes (see agentkit.engine.grammar).
-JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
 @runtime_checkable
@@ -142,23 +148,12 @@ class TextAnswerFormat:
 
     def call_schema(self, *, arguments_key: str | None = None) -> dict[str, Any]:
         """The JSON Schema of one call object `{"name": ..., "<arguments_key>": {...}}`, bounded for the grammar."""
-        key = arguments_key or self.arguments_key
         defs: dict[str, Any] = {}
-        variants = []
-        for t in self.registry:
-            arguments = _hoist_defs(t.parameters, prefix=f"{t.name}.", into=defs)
-            variants.append(
-                {
-                    "type": "object",
-                    "properties": {"name": {"const": t.name}, key: arguments},
-                    "required": ["name", key],
-                    "additionalProperties": False,
-                }
-            )
+        variants = tool_call_variants(self.registry, arguments_key or self.arguments_key, into=defs)
         schema: dict[str, Any] = {"anyOf": variants} if len(variants) > 1 else variants[0]
         if defs:
             schema = {**schema, "$defs": defs}
-        return _bound(copy.deepcopy(schema), self.limits)
+        return _bound(schema, self.limits)  # a fresh copy: tool_call_variants copies each tool's schema
 
     def _call_from_object(self, data: Any, index: int, step_index: int) -> ToolCall:
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
