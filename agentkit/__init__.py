@@ -18,6 +18,7 @@ importing `agentkit` itself stays light.
 
 from agentkit.agent import Agent
 from agentkit.backend import Backend, Generation, GenerationRequest
+from agentkit.context import ContextPolicy
 from agentkit.errors import (
     AgentkitError,
     ContextOverflowError,
@@ -35,7 +36,7 @@ from agentkit.registry import ToolRegistry
 from agentkit.remote import RemoteBackend, RemoteError
 from agentkit.steps import StepFormat, StepLimits
 from agentkit.tool import Tool, tool
-from agentkit.types import Message, Observation, RunResult, Step, ToolCall, Usage
+from agentkit.types import Compaction, Message, Observation, RunResult, Step, ToolCall, Usage
 
 __version__ = "0.1.0"
 
@@ -43,7 +44,9 @@ __all__ = [
     "Agent",
     "AgentkitError",
     "Backend",
+    "Compaction",
     "ContextOverflowError",
+    "ContextPolicy",
     "Example",
     "ExampleCall",
     "Generation",

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from typing import Any
 
 from agentkit.backend import Backend, GenerationRequest
+from agentkit.context import ContextKeeper, ContextPolicy, context_policy
 from agentkit.errors import ContextOverflowError, InvalidStepError, MaxStepsExceeded
 from agentkit.prompting import DEFAULT_EXAMPLES, Example, example_messages, invalid_step_message, observation_message, system_prompt
 from agentkit.policy import Approver, ToolPolicy
@@ -52,6 +53,9 @@ class Agent:
         tool_format: the syntax the model writes steps in (see `agentkit.formats`): "auto" (the
             default) picks the format the backend's chat template was tuned on, else "agentkit";
             or "agentkit", "llama3_json", "pythonic", "hermes", or a `ToolFormat` instance.
+        context: what a run does when it would overflow the model's context window (see
+            `agentkit.context`): "error" (the default: `ContextOverflowError` with the partial
+            run), "drop_oldest", "summarize", or a `ContextPolicy`.
 
     Example:
         >>> from agentkit.testing import ScriptedBackend
@@ -89,6 +93,7 @@ class Agent:
         deny_tools: Iterable[str] = (),
         trace: str | os.PathLike[str] | None = None,
         tool_format: str | ToolFormat = "auto",
+        context: ContextPolicy | str | None = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {max_steps}.")
@@ -128,6 +133,7 @@ class Agent:
         self._constraint = tool_format.constraint()
         self._tool_specs = self.registry.function_specs() if self.native_tools else None
         self.trace_path = trace
+        self.context = context_policy(context)
         self._prefix = [
             Message(role="system", content=system_prompt(instructions, self.registry, tool_format, native_tools=self.native_tools)),
             *example_messages(self.examples, tool_format),
@@ -265,8 +271,11 @@ class Agent:
         started = time.perf_counter()
         messages = self.first_messages(task, history)
         result.messages = messages
+        keeper = ContextKeeper(
+            self.context, self.backend, first_droppable=len(self._prefix), reserve=self.max_step_tokens, tools=self._tool_specs
+        )
         for index in range(1, self.max_steps + 1):
-            step = await self._next_step(index, messages, result, trace)
+            step = await self._next_step(index, messages, result, trace, keeper)
             result.steps.append(step)
             result.usage = result.usage + step.usage
             if step.is_final:
@@ -309,14 +318,21 @@ class Agent:
             "seed": self.seed,
         }
 
-    async def _next_step(self, index: int, messages: list[Message], result: RunResult, trace: TraceWriter | None = None) -> Step:
-        """Ask the backend for a valid step, feeding parse errors back up to `max_invalid_retries` times."""
+    async def _next_step(
+        self, index: int, messages: list[Message], result: RunResult, trace: TraceWriter | None, keeper: ContextKeeper
+    ) -> Step:
+        """Ask the backend for a valid step, feeding parse errors back up to `max_invalid_retries` times.
+
+        The conversation is fitted to the context window first (`keeper`); an overflow the backend
+        reports anyway compacts once more and retries, until the policy has nothing left to compact.
+        """
         usage = Usage()
         rejected: list[str] = []
-        attempt_messages = list(messages)
+        retry_messages: list[Message] = []  # rejected replies and their feedback, for this step only
+        await self._fit_context(keeper, keeper.fit(messages, index), result, trace)
         while True:
             request = GenerationRequest(
-                messages=attempt_messages,
+                messages=[*messages, *retry_messages],
                 **self._constraint,
                 tools=self._tool_specs,
                 max_tokens=self.max_step_tokens,
@@ -327,8 +343,15 @@ class Agent:
             try:
                 generation = await self.backend.agenerate(request)
             except ContextOverflowError as exc:
+                try:
+                    compacted = await self._fit_context(keeper, keeper.after_overflow(messages, index), result, trace)
+                except ContextOverflowError as inner:
+                    exc = inner
+                    compacted = False
+                if compacted:
+                    continue
                 exc.partial = result
-                raise
+                raise exc from None
             usage = usage + Usage(
                 prompt_tokens=generation.prompt_tokens,
                 completion_tokens=generation.completion_tokens,
@@ -354,14 +377,14 @@ class Agent:
                         outputs=rejected,
                         partial=result,
                     ) from None
-                attempt_messages = [
-                    *attempt_messages,
+                retry_messages += [
                     Message(role="assistant", content=generation.text),
                     invalid_step_message(str(exc), self.step_format),
                 ]
                 continue
             if trace:
                 self._trace_model_call(trace, index, len(rejected) + 1, generation, error=None)
+            result.context_tokens = generation.prompt_tokens or keeper.last_tokens
             messages.append(Message(role="assistant", content=generation.text))
             return Step(
                 index=index,
@@ -373,6 +396,25 @@ class Agent:
                 rejected_outputs=rejected,
                 usage=usage,
             )
+
+    @staticmethod
+    async def _fit_context(keeper: ContextKeeper, fitting: Any, result: RunResult, trace: TraceWriter | None) -> bool:
+        """Await a keeper's compaction; record it on the run (and trace). True if anything changed.
+
+        A `ContextOverflowError` it raises carries the partial run.
+        """
+        try:
+            compaction, usage = await fitting
+        except ContextOverflowError as exc:
+            exc.partial = result
+            raise
+        result.usage = result.usage + usage
+        if compaction is None:
+            return False
+        result.compactions.append(compaction)
+        if trace:
+            trace.event("context_compacted", **compaction.model_dump())
+        return True
 
     @staticmethod
     def _trace_model_call(trace: TraceWriter, index: int, attempt: int, generation: Any, *, error: str | None) -> None:

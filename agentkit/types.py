@@ -90,11 +90,32 @@ class Step(BaseModel):
     tool_seconds: float = 0.0
 
 
+class Compaction(BaseModel):
+    """One time a run's conversation was shrunk to fit the context window (see `agentkit.context`).
+
+    `messages` are the indices (in `RunResult.messages`) of the observations that were replaced;
+    token counts are exact when the backend counts tokens, else 0.
+    """
+
+    step: int
+    strategy: str
+    tokens_before: int = 0
+    tokens_after: int = 0
+    messages: list[int] = Field(default_factory=list)
+
+
 class RunResult(BaseModel):
-    """Everything a run produced: the answer, every step, the conversation and the token totals."""
+    """Everything a run produced: the answer, every step, the conversation and the token totals.
+
+    `messages` is the conversation as the model last read it (older observations may have been
+    compacted to fit its window; `steps` keep every observation whole). `context_tokens` is the
+    last prompt's size in tokens.
+    """
 
     output: Any = None
     steps: list[Step] = Field(default_factory=list)
     messages: list[Message] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     seconds: float = 0.0
+    context_tokens: int = 0
+    compactions: list[Compaction] = Field(default_factory=list)

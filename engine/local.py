@@ -16,6 +16,7 @@ from agentkit.backend import Generation, GenerationRequest
 from agentkit.errors import ContextOverflowError
 from agentkit.engine.chat import render_prompt
 from agentkit.engine.batching import BatchScheduler, Job
+from agentkit.engine.decode import DEFAULT_PREFILL_CHUNK
 from agentkit.engine.grammar import GrammarCompiler, TokenMask
 from agentkit.engine.kv_cache import PrefixCache
 from agentkit.engine.model_info import native_tool_format
@@ -46,7 +47,9 @@ class LocalEngine:
     A request decoding alone uses a static KV cache (`static_cache`, default on CUDA) whose one-token
     step is compiled into a CUDA graph (`compile`, default on CUDA): fixed shapes, no per-layer launch
     overhead, no recompilation as the context grows. `kv_cache_bytes` bounds the caches kept for
-    prefix reuse (default: 1 GiB on CPU, 30% of the free GPU memory on CUDA).
+    prefix reuse (default: 1 GiB on CPU, 30% of the free GPU memory on CUDA). Long prompts are
+    prefilled `prefill_chunk` tokens at a time, so memory grows with the KV cache, not quadratically;
+    attention runs in transformers' SDPA kernels by default (`attn_implementation` to choose another).
 
     Example:
         >>> engine = LocalEngine.default()                            # doctest: +SKIP
@@ -65,6 +68,7 @@ class LocalEngine:
         max_batch: int | None = None,
         static_cache: bool | None = None,
         compile: bool | None = None,
+        prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -86,7 +90,12 @@ class LocalEngine:
         self.static_cache = on_cuda if static_cache is None else static_cache
         self.compiled = self.static_cache and (on_cuda if compile is None else compile)
         static_tokens = min(self.context_window or DEFAULT_STATIC_TOKENS, DEFAULT_STATIC_TOKENS) if self.static_cache else 0
-        self._scheduler = BatchScheduler(model, max_batch=max_batch, static_tokens=static_tokens, compile=self.compiled)
+        if prefill_chunk < 1:
+            raise ValueError(f"prefill_chunk must be at least 1 token, got {prefill_chunk}.")
+        self.prefill_chunk = prefill_chunk
+        self._scheduler = BatchScheduler(
+            model, max_batch=max_batch, static_tokens=static_tokens, compile=self.compiled, prefill_chunk=prefill_chunk
+        )
         if kv_cache_bytes is None:
             kv_cache_bytes = DEFAULT_KV_CACHE_BYTES
             if on_cuda:
@@ -108,11 +117,23 @@ class LocalEngine:
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike[str], *, device: str = "cpu", dtype: str | None = None, **options: Any
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        device: str = "cpu",
+        dtype: str | None = None,
+        attn_implementation: str | None = None,
+        **options: Any,
     ) -> LocalEngine:
-        """Load a Hugging Face model folder or a .gguf file (never downloads anything)."""
+        """Load a Hugging Face model folder or a .gguf file (never downloads anything).
+
+        `attn_implementation` ("sdpa", "flash_attention_2", "eager"...) goes to transformers; None
+        keeps its default (SDPA where the model supports it).
+        """
         folder, gguf_file = resolve_model_path(path)
-        model, tokenizer = load_model_and_tokenizer(folder, gguf_file, device=device, dtype=torch_dtype(dtype, device))
+        model, tokenizer = load_model_and_tokenizer(
+            folder, gguf_file, device=device, dtype=torch_dtype(dtype, device), attn_implementation=attn_implementation
+        )
         return cls(model, tokenizer, name=Path(gguf_file or folder).name, **options)
 
     @classmethod
@@ -131,9 +152,9 @@ class LocalEngine:
 
     # -- Backend protocol ------------------------------------------------------------------------
 
-    def count_tokens(self, messages: list[Message]) -> int:
-        """Exact prompt length in tokens for `messages`, as the model will see it."""
-        return len(self._prompt_ids(messages))
+    def count_tokens(self, messages: list[Message], *, tools: list[dict[str, Any]] | None = None) -> int:
+        """Exact prompt length in tokens for `messages` (and `tools`, for a native tool template), as the model sees it."""
+        return len(self._tokenize(render_prompt(self.tokenizer, messages, tools=tools)))
 
     def generate(self, request: GenerationRequest, *, cancel: threading.Event | None = None) -> Generation:
         """Decode one reply; constrained to `request.grammar` or `request.json_schema` when set.
