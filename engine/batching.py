@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from agentkit.engine.decode import DecodeResult, choose_next
+from agentkit.engine.decode import DEFAULT_PREFILL_CHUNK, DecodeResult, choose_next, prefill
 from agentkit.engine.grammar import TokenMask
 from agentkit.engine.kv_cache import common_prefix, copy_positions
 from agentkit.engine.static_cache import StaticSlot
@@ -66,9 +66,13 @@ class BatchScheduler:
     CUDA graphs belong to the thread that recorded them.
     """
 
-    def __init__(self, model: Any, *, max_batch: int = 32, static_tokens: int = 0, compile: bool = False) -> None:
+    def __init__(
+        self, model: Any, *, max_batch: int = 32, static_tokens: int = 0, compile: bool = False,
+        prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
+    ) -> None:
         self.model = model
         self.max_batch = max_batch
+        self.prefill_chunk = prefill_chunk
         self.slot: StaticSlot | None = None
         self._queue: queue.Queue[Job] = queue.Queue()
         self._ready: Future = Future()
@@ -87,7 +91,7 @@ class BatchScheduler:
     def _run(self, static_tokens: int, compile: bool) -> None:
         try:
             if static_tokens:
-                self.slot = StaticSlot(self.model, static_tokens, compile=compile)
+                self.slot = StaticSlot(self.model, static_tokens, compile=compile, prefill_chunk=self.prefill_chunk)
         except BaseException as exc:  # noqa: BLE001 - reported to the constructor
             self._ready.set_exception(exc)
             return
@@ -139,9 +143,7 @@ class BatchScheduler:
             self._prefill_into_slot(job, slot)
             return
         with torch.inference_mode():
-            ids = torch.tensor([job.prompt_ids[job.cached_tokens :]], device=self.model.device)
-            out = self.model(input_ids=ids, past_key_values=job.cache, use_cache=True, logits_to_keep=1)
-        job.logits = out.logits[0, -1].float()
+            job.logits = prefill(self.model, job.prompt_ids[job.cached_tokens :], job.cache, chunk=self.prefill_chunk)
         job.cache_ids = list(job.prompt_ids)
         job.forward_passes = 1
         job.prefill_seconds = time.perf_counter() - job.started

@@ -24,6 +24,36 @@ from agentkit.errors import GrammarError
 from agentkit.engine.grammar import TokenMask
 
 
+DEFAULT_PREFILL_CHUNK = 2048  # prompt tokens per prefill pass: bounds activation memory on long prompts
+
+
+def prefill(model: Any, ids: list[int], cache: Any, *, chunk: int = DEFAULT_PREFILL_CHUNK, **inputs: Any) -> torch.Tensor:
+    """Run `ids` through the model into `cache` in chunks of `chunk` tokens; return the last logits.
+
+    One pass over a 128K-token prompt would hold activations (and, without a fused attention
+    kernel, attention scores) for every position at once; chunks bound that to `chunk` positions
+    against the cache, so memory grows with the KV cache alone. `inputs` (e.g. an image's
+    `pixel_values`) go with the first chunk, which must then hold every image placeholder.
+
+    Example:
+        >>> logits = prefill(model, prompt_ids, DynamicCache(), chunk=512)   # doctest: +SKIP
+    """
+    if not ids:
+        raise ValueError("prefill needs at least one token.")
+    chunk = max(1, chunk)
+    device = model.device
+    first = len(ids) if inputs else chunk  # multimodal inputs must see all their placeholders at once
+    logits = None
+    start = 0
+    while start < len(ids):
+        end = min(len(ids), start + (first if start == 0 else chunk))
+        extra = inputs if start == 0 else {}
+        out = model(input_ids=torch.tensor([ids[start:end]], device=device), past_key_values=cache, use_cache=True, logits_to_keep=1, **extra)
+        logits = out.logits
+        start = end
+    return logits[0, -1].float()
+
+
 @dataclass
 class DecodeResult:
     """Generated token ids (without the end token), the KV cache, and where the time went."""
@@ -120,6 +150,7 @@ def decode(
     cache: Any | None = None,
     cached_tokens: int = 0,
     jump_forward: bool = True,
+    prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
 ) -> DecodeResult:
     """Generate up to `max_new_tokens` after `prompt_ids`, constrained by `matcher` when given.
 
@@ -138,7 +169,7 @@ def decode(
         return out.logits[0, -1].float()
 
     started = time.perf_counter()
-    logits = forward(prompt_ids[cached_tokens:])
+    logits = prefill(model, prompt_ids[cached_tokens:], cache, chunk=prefill_chunk)
     prefill_seconds = time.perf_counter() - started
     cache_ids = list(prompt_ids)
 

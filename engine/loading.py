@@ -102,7 +102,9 @@ def torch_dtype(dtype: str | Any | None, device: str) -> Any:
     return getattr(torch, name)
 
 
-def load_model_and_tokenizer(folder: Path, gguf_file: str | None, *, device: str, dtype: Any) -> tuple[Any, Any]:
+def load_model_and_tokenizer(
+    folder: Path, gguf_file: str | None, *, device: str, dtype: Any, attn_implementation: str | None = None
+) -> tuple[Any, Any]:
     """Load with transformers, turning its many failure modes into one `ModelLoadError` that says what to do."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -110,8 +112,9 @@ def load_model_and_tokenizer(folder: Path, gguf_file: str | None, *, device: str
     try:
         with _quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file, local_files_only=True)
+            extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
             model = AutoModelForCausalLM.from_pretrained(
-                str(folder), gguf_file=gguf_file, dtype=dtype, local_files_only=True
+                str(folder), gguf_file=gguf_file, dtype=dtype, local_files_only=True, **extra
             )
     except ModelLoadError:
         raise

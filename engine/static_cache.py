@@ -30,10 +30,11 @@ class StaticSlot:
         [1, 2]
     """
 
-    def __init__(self, model: Any, max_tokens: int, *, compile: bool) -> None:
+    def __init__(self, model: Any, max_tokens: int, *, compile: bool, prefill_chunk: int = 2048) -> None:
         from transformers import StaticCache
 
         self.model = model
+        self.prefill_chunk = max(1, prefill_chunk)
         self.max_tokens = max_tokens
         self.kv = StaticCache(config=model.config, max_cache_len=max_tokens)
         self.ids: list[int] = []  # the tokens whose KV state positions 0..len-1 hold
@@ -76,11 +77,14 @@ class StaticSlot:
         start = len(self.ids)
         if start + len(ids) > self.max_tokens:
             raise ValueError(f"The static KV cache holds {self.max_tokens} tokens; {start + len(ids)} were needed.")
-        input_ids, positions = self._inputs(ids)
         if len(ids) == 1:
-            logits = self._step(input_ids, positions)
-        else:
-            logits = self._run(input_ids, positions)  # prefill / jump-forward: eager, any length
+            logits = self._step(*self._inputs(ids))
+        else:  # prefill / jump-forward: eager, in chunks (bounded activation memory on long prompts)
+            for start in range(0, len(ids), self.prefill_chunk):
+                piece = ids[start : start + self.prefill_chunk]
+                logits = self._run(*self._inputs(piece))
+                self.ids += piece
+            return logits[0, -1].float().clone()
         self.ids += ids
         # A CUDA graph's output buffer is overwritten by the next replay: copy it out.
         return logits[0, -1].float().clone()

@@ -130,3 +130,40 @@ def test_the_models_own_tokens_are_reused_even_when_they_retokenize_differently(
     second = engine.generate(GenerationRequest(messages=history, max_tokens=4, temperature=1.0, seed=1))
     # All of the first prompt and reply but the last sampled token (never run through the model) is reused.
     assert second.details["reused_tokens"] == first.prompt_tokens + first.completion_tokens - 1
+
+
+@pytest.mark.parametrize("static_cache", [False, True])
+def test_chunked_prefill_decodes_exactly_like_one_pass(smollm2_tokenizer, random_engine, static_cache):
+    """A long prompt prefilled 16 tokens at a time gives the same logits, hence the same steps."""
+    import torch
+
+    from agentkit.engine import LocalEngine
+    from agentkit.engine.decode import prefill
+
+    from transformers import DynamicCache
+
+    ids = smollm2_tokenizer("Numbers: " + " ".join(str(i) for i in range(150)))["input_ids"]
+    assert len(ids) > 200
+    with torch.inference_mode():
+        whole = prefill(random_engine.model, ids, DynamicCache(), chunk=len(ids))
+        chunked = prefill(random_engine.model, ids, DynamicCache(), chunk=16)
+    torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-4)
+
+    def steps(chunk):
+        engine = LocalEngine.from_model(
+            random_engine.model, smollm2_tokenizer, prefill_chunk=chunk, static_cache=static_cache, compile=False, kv_cache_bytes=0
+        )
+        agent = Agent(engine, tools=[calculator], instructions="Be brief. " * 60, max_steps=1, limits=StepLimits(string_chars=20))
+        try:
+            return [s.raw_output for s in agent.run("What is 2 + 2?", ).steps]
+        except MaxStepsExceeded as exc:
+            return [s.raw_output for s in exc.partial.steps]
+
+    assert steps(16) == steps(4096)
+
+
+def test_prefill_chunk_must_be_positive(smollm2_tokenizer, random_engine):
+    from agentkit.engine import LocalEngine
+
+    with pytest.raises(ValueError, match="prefill_chunk"):
+        LocalEngine.from_model(random_engine.model, smollm2_tokenizer, prefill_chunk=0)
