@@ -19,6 +19,7 @@ importing `agentkit` itself stays light.
 from agentkit.agent import Agent
 from agentkit.backend import Backend, Generation, GenerationRequest
 from agentkit.context import ContextPolicy
+from agentkit.images import Image
 from agentkit.errors import (
     AgentkitError,
     ContextOverflowError,
@@ -26,6 +27,7 @@ from agentkit.errors import (
     InvalidArgumentsError,
     InvalidStepError,
     MaxStepsExceeded,
+    ModelCapabilityError,
     ModelLoadError,
     ToolDefinitionError,
     ToolError,
@@ -52,10 +54,12 @@ __all__ = [
     "Generation",
     "GenerationRequest",
     "GrammarError",
+    "Image",
     "InvalidArgumentsError",
     "InvalidStepError",
     "MaxStepsExceeded",
     "Message",
+    "ModelCapabilityError",
     "ModelLoadError",
     "RemoteBackend",
     "RemoteError",

@@ -8,12 +8,14 @@ Every problem with a request raises `RequestError` with the HTTP status and the 
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentkit.errors import AgentkitError, ToolDefinitionError
+from agentkit.images import Image, to_image
 from agentkit.prompting import system_prompt
 from agentkit.registry import ToolRegistry
 from agentkit.steps import StepFormat, StepLimits, StepParseError
@@ -187,7 +189,7 @@ def _conversation(raw_messages: list[Any], *, as_steps: bool) -> tuple[str, list
     for i, raw in enumerate(raw_messages):
         if not isinstance(raw, dict) or raw.get("role") not in ROLES:
             raise RequestError(f"messages[{i}] must have a role among {sorted(ROLES)}.", param=f"messages[{i}].role")
-        role, content = raw["role"], _text(raw.get("content"), i)
+        role, (content, images) = raw["role"], _content(raw.get("content"), i)
         if role in ("system", "developer"):
             instructions.append(content)
         elif role == "assistant" and raw.get("tool_calls"):
@@ -203,28 +205,48 @@ def _conversation(raw_messages: list[Any], *, as_steps: bool) -> tuple[str, list
             messages.append(Message(role="assistant", content=json.dumps({"calls": calls}, ensure_ascii=False)))
         elif role == "tool":
             name = call_names.get(raw.get("tool_call_id", ""), raw.get("name") or "tool")
-            messages.append(Message(role="tool", content=f"{name} returned: {content}"))
+            messages.append(Message(role="tool", content=f"{name} returned: {content}", images=images))
         elif role == "assistant":
             text = json.dumps({"final_answer": content}, ensure_ascii=False) if as_steps else content
             messages.append(Message(role="assistant", content=text))
         else:
-            messages.append(Message(role="user", content=content))
+            messages.append(Message(role="user", content=content, images=images))
     return "\n\n".join(instructions), messages
 
 
-def _text(content: Any, index: int) -> str:
+def _content(content: Any, index: int) -> tuple[str, tuple[Image, ...]]:
+    """A message's text and its images (OpenAI `image_url` parts holding base64 data URLs)."""
     if content is None:
-        return ""
+        return "", ()
     if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise RequestError(f"messages[{index}] has a {part.get('type') if isinstance(part, dict) else type(part).__name__} part: only text is supported.", param=f"messages[{index}].content")
-            parts.append(str(part.get("text", "")))
-        return "".join(parts)
-    raise RequestError(f"messages[{index}].content must be a string or a list of text parts.", param=f"messages[{index}].content")
+        return content, ()
+    if not isinstance(content, list):
+        raise RequestError(f"messages[{index}].content must be a string or a list of parts.", param=f"messages[{index}].content")
+    texts: list[str] = []
+    images: list[Image] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+        if kind == "text":
+            texts.append(str(part.get("text", "")))
+        elif kind == "image_url":
+            images.append(_data_url_image(part.get("image_url"), index))
+        else:
+            raise RequestError(f"messages[{index}] has a {kind} part: only text and image_url parts are supported.", param=f"messages[{index}].content")
+    return "".join(texts), tuple(images)
+
+
+def _data_url_image(value: Any, index: int) -> Image:
+    url = value.get("url", "") if isinstance(value, dict) else ""
+    # The server never fetches URLs (no outbound requests on a client's behalf): images come inline.
+    if not url.startswith("data:") or ";base64," not in url:
+        raise RequestError(
+            f"messages[{index}] has an image_url that is not a base64 data URL; send the image inline as "
+            "data:image/png;base64,... (this server does not fetch URLs).", param=f"messages[{index}].content",
+        )
+    try:
+        return to_image(base64.b64decode(url.split(";base64,", 1)[1], validate=True))
+    except (ValueError, TypeError) as exc:
+        raise RequestError(f"messages[{index}] has an image that cannot be used: {exc}", param=f"messages[{index}].content") from None
 
 
 def _response_format(raw: Any) -> dict[str, Any] | None:

@@ -17,7 +17,8 @@ from typing import Any
 
 from agentkit.backend import Backend, GenerationRequest
 from agentkit.context import ContextKeeper, ContextPolicy, context_policy
-from agentkit.errors import ContextOverflowError, InvalidStepError, MaxStepsExceeded
+from agentkit.errors import ContextOverflowError, InvalidStepError, MaxStepsExceeded, ModelCapabilityError
+from agentkit.images import to_image
 from agentkit.prompting import DEFAULT_EXAMPLES, Example, example_messages, invalid_step_message, observation_message, system_prompt
 from agentkit.policy import Approver, ToolPolicy
 from agentkit.registry import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_CHARS, DEFAULT_TIMEOUT_SECONDS, ToolRegistry
@@ -144,11 +145,12 @@ class Agent:
         """The agent's `ToolFormat` (the older name of `tool_format`)."""
         return self.tool_format
 
-    def first_messages(self, task: str, history: Sequence[Message] = ()) -> list[Message]:
+    def first_messages(self, task: str, history: Sequence[Message] = (), images: Sequence[Any] = ()) -> list[Message]:
         """The messages the model sees at step 1: system prompt, few-shot turns, history, then the task.
 
         `history` continues an earlier conversation: pass a previous run's `messages` (its system
-        prompt and examples are recognised and not repeated).
+        prompt and examples are recognised and not repeated). `images` (paths, bytes, PIL images)
+        go with the task, for vision-language models.
 
         Example:
             >>> from agentkit.testing import ScriptedBackend
@@ -162,7 +164,7 @@ class Agent:
         earlier = list(history)
         if earlier[: len(self._prefix)] == self._prefix:
             earlier = earlier[len(self._prefix) :]
-        return [*self._prefix, *earlier, Message(role="user", content=task)]
+        return [*self._prefix, *earlier, Message(role="user", content=task, images=tuple(to_image(i) for i in images))]
 
     def as_tool(self, name: str, description: str, *, timeout: float | None = None) -> Tool:
         """This agent as one tool taking a `task` and returning its final answer: agents delegating to agents.
@@ -193,37 +195,44 @@ class Agent:
 
     # -- drivers ---------------------------------------------------------------------------------
 
-    def run(self, task: str, *, history: Sequence[Message] = ()) -> RunResult:
+    def run(self, task: str, *, history: Sequence[Message] = (), images: Sequence[Any] = ()) -> RunResult:
         """Run the task to its final answer and return the whole run.
 
         `history`: an earlier run's `messages`, to continue that conversation (see `first_messages`).
+        `images`: file paths, bytes or PIL images shown with the task (a vision-language model only;
+        others raise `ModelCapabilityError`).
         Raises `MaxStepsExceeded` (with `.partial`) when `max_steps` pass without an answer.
         """
         result = RunResult()
-        for _ in self._iter(task, result, history):
+        for _ in self._iter(task, result, history, images):
             pass
         return result
 
-    async def arun(self, task: str, *, history: Sequence[Message] = ()) -> RunResult:
+    async def arun(self, task: str, *, history: Sequence[Message] = (), images: Sequence[Any] = ()) -> RunResult:
         """Async `run`: async tools run on the caller's event loop."""
         result = RunResult()
-        async for _ in self._aiter(task, result, history):
+        async for _ in self._aiter(task, result, history, images):
             pass
         return result
 
-    def iter(self, task: str, *, history: Sequence[Message] = (), result: RunResult | None = None) -> Iterator[Step]:
+    def iter(
+        self, task: str, *, history: Sequence[Message] = (), result: RunResult | None = None, images: Sequence[Any] = ()
+    ) -> Iterator[Step]:
         """Yield each `Step` as soon as its tool calls have run; the last one has `is_final=True`.
 
         Pass a `RunResult()` as `result` to read the whole run (messages, usage) as it fills in.
         """
-        return self._iter(task, RunResult() if result is None else result, history)
+        return self._iter(task, RunResult() if result is None else result, history, images)
 
-    def aiter(self, task: str, *, history: Sequence[Message] = (), result: RunResult | None = None) -> AsyncIterator[Step]:
+    def aiter(
+        self, task: str, *, history: Sequence[Message] = (), result: RunResult | None = None, images: Sequence[Any] = ()
+    ) -> AsyncIterator[Step]:
         """Async `iter`."""
-        return self._aiter(task, RunResult() if result is None else result, history)
+        return self._aiter(task, RunResult() if result is None else result, history, images)
 
-    def _iter(self, task: str, result: RunResult, history: Sequence[Message] = ()) -> Iterator[Step]:
-        steps = self._aiter(task, result, history)
+    def _iter(self, task: str, result: RunResult, history: Sequence[Message] = (), images: Sequence[Any] = ()) -> Iterator[Step]:
+        self._check_images(images)
+        steps = self._aiter(task, result, history, images)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -244,12 +253,24 @@ class Agent:
 
     # -- the loop --------------------------------------------------------------------------------
 
-    async def _aiter(self, task: str, result: RunResult, history: Sequence[Message] = ()) -> AsyncIterator[Step]:
+    def _check_images(self, images: Sequence[Any]) -> None:
+        if images and not getattr(self.backend, "supports_images", False):
+            name = getattr(self.backend, "name", type(self.backend).__name__)
+            raise ModelCapabilityError(
+                f"{name} has no vision tower: it cannot read the {len(images)} image(s) passed to the run. Use a "
+                "vision-language model (e.g. a LLaVA, Qwen2-VL or Llama 4 folder), RemoteBackend(..., supports_images=True) "
+                "for a server with one, or describe the image in the task instead."
+            )
+
+    async def _aiter(
+        self, task: str, result: RunResult, history: Sequence[Message] = (), images: Sequence[Any] = ()
+    ) -> AsyncIterator[Step]:
+        self._check_images(images)
         trace = TraceWriter(self.trace_path) if self.trace_path is not None else None
         try:
             if trace:
                 trace.event("run_start", task=task, **self._describe())
-            async for step in self._steps(task, result, trace, history):
+            async for step in self._steps(task, result, trace, history, images):
                 yield step
             if trace:
                 trace.event("run_end", output=result.output, steps=len(result.steps), usage=result.usage, seconds=result.seconds)
@@ -266,10 +287,10 @@ class Agent:
                 trace.close()
 
     async def _steps(
-        self, task: str, result: RunResult, trace: TraceWriter | None, history: Sequence[Message]
+        self, task: str, result: RunResult, trace: TraceWriter | None, history: Sequence[Message], images: Sequence[Any]
     ) -> AsyncIterator[Step]:
         started = time.perf_counter()
-        messages = self.first_messages(task, history)
+        messages = self.first_messages(task, history, images)
         result.messages = messages
         keeper = ContextKeeper(
             self.context, self.backend, first_droppable=len(self._prefix), reserve=self.max_step_tokens, tools=self._tool_specs
@@ -295,7 +316,8 @@ class Agent:
                         "observation", step=index, call_id=o.call_id, name=o.name, content=o.content, is_error=o.is_error,
                         error_type=o.error_type, truncated=o.truncated, seconds=o.duration_seconds,
                     )
-            messages.extend(observation_message(o) for o in step.observations)
+            sees = bool(getattr(self.backend, "supports_images", False))
+            messages.extend(observation_message(o, images=sees) for o in step.observations)
             result.seconds = time.perf_counter() - started
             yield step
         result.seconds = time.perf_counter() - started

@@ -39,6 +39,10 @@ class InvalidArgumentsError(ToolError, ValueError):
     whose schema comes from elsewhere, e.g. MCP; the registry turns it into an error observation)."""
 
 
+class ModelCapabilityError(AgentkitError, ValueError):
+    """The model cannot take this input (e.g. images passed to a model without a vision tower)."""
+
+
 class ModelLoadError(AgentkitError):
     """A model or tokenizer could not be loaded (missing path, unreadable GGUF, missing package)."""
 

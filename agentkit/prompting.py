@@ -130,10 +130,13 @@ def example_messages(examples: list[Example], step_format: ToolFormat) -> list[M
     return messages
 
 
-def observation_message(observation: Observation) -> Message:
-    """The tool-role message that carries one observation back to the model."""
+def observation_message(observation: Observation, *, images: bool = True) -> Message:
+    """The tool-role message that carries one observation back to the model.
+
+    With `images=False` (a model that cannot see) a returned image stays only as its text stand-in.
+    """
     content = render("observation.jinja", name=observation.name, content=observation.content)
-    return Message(role="tool", name=observation.name, content=content)
+    return Message(role="tool", name=observation.name, content=content, images=tuple(observation.images) if images else ())
 
 
 def invalid_step_message(error: str, step_format: ToolFormat) -> Message:

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agentkit.errors import InvalidArgumentsError, ToolError
+from agentkit.images import Image, is_image, to_image
 from agentkit.policy import ToolPolicy
 from agentkit.tool import Tool, tool
 from agentkit.types import Observation, ToolCall
@@ -156,11 +157,16 @@ class ToolRegistry:
 
         chars = found.max_output_chars if found.max_output_chars is not None else self.max_output_chars
         nbytes = found.max_output_bytes if found.max_output_bytes is not None else self.max_output_bytes
-        content, truncated = _truncate(format_value(value), chars, nbytes)
+        try:
+            text, images = split_images(value)
+        except (ValueError, TypeError) as exc:
+            return failed("exception", f"Error: {call.name} returned an image that cannot be used: {exc}")
+        content, truncated = _truncate(text, chars, nbytes)
         return Observation(
             call_id=call.id,
             name=call.name,
             content=content,
+            images=images,
             truncated=truncated,
             value=value,
             duration_seconds=time.perf_counter() - started,
@@ -205,6 +211,22 @@ class ToolRegistry:
             return loop.run_until_complete(self.arun(call))
         finally:
             loop.close()  # shuts the executor down without waiting
+
+
+def split_images(value: Any) -> tuple[str, list[Image]]:
+    """A tool's return value as (text, images): images (alone or in a list/tuple) go to vision models.
+
+    Example:
+        >>> split_images("42")
+        ('42', [])
+    """
+    items = value if isinstance(value, (list, tuple)) and any(is_image(v) for v in value) else [value]
+    images = [to_image(v) for v in items if is_image(v)]
+    if not images:
+        return format_value(value), []
+    texts = [format_value(v) for v in items if not is_image(v)]
+    described = [i.describe() for i in images]
+    return "\n".join([*texts, *described]), images
 
 
 def format_value(value: Any) -> str:

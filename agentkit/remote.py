@@ -15,6 +15,7 @@ Transient failures (connection errors, timeouts, 429 and 5xx) are retried with e
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import time
@@ -25,6 +26,7 @@ import httpx
 
 from agentkit.backend import Generation, GenerationRequest
 from agentkit.errors import AgentkitError, ContextOverflowError
+from agentkit.types import Message
 
 Mode = Literal["auto", "json_schema", "json_object_schema", "tools"]
 # How a step's schema is sent, most standard first; "auto" moves down the list when a server refuses one.
@@ -68,6 +70,7 @@ class RemoteBackend:
         context_window: int = 0,
         headers: dict[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        supports_images: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -75,6 +78,7 @@ class RemoteBackend:
         self.max_retries = max_retries
         self.backoff = backoff
         self.context_window = context_window
+        self.supports_images = supports_images  # the served model is a VLM: images go as image_url parts
         self.name = f"{model} @ {self.base_url}"
         self._headers = {"Content-Type": "application/json", **(headers or {})}
         if api_key:
@@ -142,7 +146,7 @@ class RemoteBackend:
     def _body(self, request: GenerationRequest, strategy: str = "json_schema") -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [_openai_message(m.role, m.content) for m in request.messages],
+            "messages": [_openai_message(m) for m in request.messages],
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "top_p": request.top_p,
@@ -206,10 +210,17 @@ def _refused(response: httpx.Response) -> AgentkitError:
     return RemoteError(text, status=response.status_code)
 
 
-def _openai_message(role: str, content: str) -> dict[str, str]:
+def _openai_message(message: Message) -> dict[str, Any]:
     # agentkit's tool observations carry no tool_call_id (steps are JSON text, not OpenAI tool_calls),
     # and servers reject a `tool` message without one: send them as user turns.
-    return {"role": "user" if role == "tool" else role, "content": content}
+    role = "user" if message.role == "tool" else message.role
+    if not message.images:
+        return {"role": role, "content": message.content}
+    parts: list[dict[str, Any]] = [
+        {"type": "image_url", "image_url": {"url": f"data:{image.media_type};base64,{base64.b64encode(image.data).decode()}"}}
+        for image in message.images
+    ]
+    return {"role": role, "content": [*parts, {"type": "text", "text": message.content}]}
 
 
 def _tools_from_step_schema(schema: dict[str, Any]) -> list[dict[str, Any]]:

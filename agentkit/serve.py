@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from agentkit._chat_format import Plan, RequestError, apply_stop, plan_request, read_output
 from agentkit.backend import Backend, Generation, GenerationRequest
-from agentkit.errors import ContextOverflowError, GrammarError
+from agentkit.errors import ContextOverflowError, GrammarError, ModelCapabilityError
 
 MAX_BODY_BYTES = 4 << 20
 STREAM_PIECE_CHARS = 16  # arguments are streamed in pieces of this size, like a model's tokens
@@ -134,6 +134,8 @@ async def _generate(backend: Backend, plan: Plan, request: Request) -> Generatio
         return task.result()
     except ContextOverflowError as exc:
         raise RequestError(str(exc), code="context_length_exceeded", param="messages") from None
+    except ModelCapabilityError as exc:
+        raise RequestError(str(exc), code="unsupported_content", param="messages") from None
     except GrammarError as exc:
         raise RequestError(str(exc), param="tools" if plan.step_format else "response_format", code="invalid_schema") from None
     except asyncio.CancelledError:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentkit.images import Image
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -22,6 +24,7 @@ class Message(BaseModel):
     role: Role
     content: str
     name: str | None = None  # the tool's name, for role="tool"
+    images: tuple[Image, ...] = ()  # for vision-language models: shown with this message's text
 
 
 class Usage(BaseModel):
@@ -68,6 +71,7 @@ class Observation(BaseModel):
     error_type: str | None = None
     truncated: bool = False
     duration_seconds: float = 0.0
+    images: list[Image] = Field(default_factory=list)  # images the tool returned (see `agentkit.images`)
     value: Any = Field(default=None, exclude=True)  # the tool's raw return value, for user code
 
 

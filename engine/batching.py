@@ -44,6 +44,8 @@ class Job:
     generator: torch.Generator | None
     jump_forward: bool
     cancel: threading.Event | None = None  # set by the caller (e.g. a client that disconnected): stop early
+    inputs: dict[str, Any] = field(default_factory=dict)  # prefill-only model inputs (an image's pixel_values)
+    multimodal: bool = False  # image patch tokens share ids across images: never continue in the static slot
     future: Future = field(default_factory=Future)
     tokens: list[int] = field(default_factory=list)
     cache_ids: list[int] = field(default_factory=list)
@@ -139,11 +141,11 @@ class BatchScheduler:
     def _prefill(self, job: Job, *, alone: bool) -> None:
         job.started = time.perf_counter()
         slot = self.slot
-        if alone and slot is not None and slot.fits(len(job.prompt_ids) + job.max_new_tokens):
+        if alone and slot is not None and not job.multimodal and slot.fits(len(job.prompt_ids) + job.max_new_tokens):
             self._prefill_into_slot(job, slot)
             return
         with torch.inference_mode():
-            job.logits = prefill(self.model, job.prompt_ids[job.cached_tokens :], job.cache, chunk=self.prefill_chunk)
+            job.logits = prefill(self.model, job.prompt_ids[job.cached_tokens :], job.cache, chunk=self.prefill_chunk, **job.inputs)
         job.cache_ids = list(job.prompt_ids)
         job.forward_passes = 1
         job.prefill_seconds = time.perf_counter() - job.started

@@ -47,6 +47,54 @@ def render_prompt(tokenizer: Any, messages: list[Message], tools: list[dict[str,
             return tokenizer.apply_chat_template(merged, chat_template=CHATML, tokenize=False, add_generation_prompt=True)
 
 
+def render_multimodal_prompt(processor: Any, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> str:
+    """The prompt text for a vision-language model: each message's images as placeholders before its text.
+
+    The processor's chat template gets OpenAI-style content parts (`{"type": "image"}`,
+    `{"type": "text"}`); without one, the tokenizer's template gets the processor's image token
+    in the text. The processor later expands each placeholder into the image's patch tokens.
+
+    Example:
+        >>> render_multimodal_prompt(processor, [Message(role="user", content="What is this?", images=(img,))])  # doctest: +SKIP
+        '<|im_start|>user\\n<image>What is this?<|im_end|>\\n<|im_start|>assistant\\n'
+    """
+    tokenizer = processor.tokenizer
+    specials = _special_texts(tokenizer)
+    extra: dict[str, Any] = {"tools": tools} if tools else {}
+    if getattr(processor, "chat_template", None):
+        parts = [
+            {"role": m.role, "content": [*({"type": "image"} for _ in m.images), {"type": "text", "text": _defang(m.content, specials)}]}
+            for m in messages
+        ]
+        try:
+            return processor.apply_chat_template(parts, tokenize=False, add_generation_prompt=True, **extra)
+        except Exception:  # noqa: BLE001 - e.g. a template without a tool role: merge as render_prompt does
+            merged: list[dict[str, Any]] = []
+            for part in parts:
+                role = "user" if part["role"] == "tool" else part["role"]
+                if merged and merged[-1]["role"] == role:
+                    merged[-1] = {"role": role, "content": merged[-1]["content"] + part["content"]}
+                else:
+                    merged.append({"role": role, "content": list(part["content"])})
+            return processor.apply_chat_template(merged, tokenize=False, add_generation_prompt=True, **extra)
+    token = getattr(processor, "image_token", None) or "<image>"
+    texted = [Message(role=m.role, name=m.name, content=token * len(m.images) + _defang(m.content, specials)) for m in messages]
+    # The placeholders were added after defanging, so they stay real image tokens.
+    return render_prompt(_Undefanged(tokenizer), texted, tools=tools)
+
+
+class _Undefanged:
+    """A tokenizer proxy whose special texts are empty, so `render_prompt` leaves content as it is."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        self.all_special_tokens: list[str] = []
+        self.added_tokens_decoder: dict[int, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tokenizer, name)
+
+
 def _merge_roles(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     merged: list[dict[str, str]] = []
     for message in messages:

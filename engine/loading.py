@@ -106,14 +106,16 @@ def load_model_and_tokenizer(
     folder: Path, gguf_file: str | None, *, device: str, dtype: Any, attn_implementation: str | None = None
 ) -> tuple[Any, Any]:
     """Load with transformers, turning its many failure modes into one `ModelLoadError` that says what to do."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
 
     what = str(folder / gguf_file) if gguf_file else str(folder)
     try:
         with _quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file, local_files_only=True)
             extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
-            model = AutoModelForCausalLM.from_pretrained(
+            # A vision-language model (its config has a vision tower) loads whole, not as its text half.
+            auto = AutoModelForImageTextToText if is_vision_model(folder, gguf_file) else AutoModelForCausalLM
+            model = auto.from_pretrained(
                 str(folder), gguf_file=gguf_file, dtype=dtype, local_files_only=True, **extra
             )
     except ModelLoadError:
@@ -128,6 +130,31 @@ def load_model_and_tokenizer(
         raise ModelLoadError(f"Could not move the model to device {device!r}: {exc}. Use device='cpu' or check CUDA.") from exc
     model.eval()
     return model, tokenizer
+
+
+def is_vision_model(folder: Path, gguf_file: str | None) -> bool:
+    """True when the folder's config.json describes a model with a vision tower (`vision_config`)."""
+    config = folder / "config.json"
+    if gguf_file or not config.is_file():
+        return False
+    try:
+        return "vision_config" in json.loads(config.read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def load_processor(folder: Path) -> Any:
+    """The image+text processor of a vision-language model folder (raises `ModelLoadError` if it has none)."""
+    from transformers import AutoProcessor
+
+    try:
+        with _quiet_transformers():
+            return AutoProcessor.from_pretrained(str(folder), local_files_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(
+            f"{str(folder)!r} is a vision-language model but its processor (preprocessor_config.json / "
+            f"processor_config.json) could not be loaded: {type(exc).__name__}: {exc}. Save it with processor.save_pretrained()."
+        ) from exc
 
 
 def cached_conversion(gguf_path: Path) -> Path:

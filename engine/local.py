@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from agentkit.backend import Generation, GenerationRequest
-from agentkit.errors import ContextOverflowError
+from agentkit.errors import ContextOverflowError, ModelCapabilityError
 from agentkit.engine.chat import render_prompt
 from agentkit.engine.batching import BatchScheduler, Job
 from agentkit.engine.decode import DEFAULT_PREFILL_CHUNK
@@ -23,7 +23,9 @@ from agentkit.engine.model_info import native_tool_format
 from agentkit.engine.loading import (
     cached_conversion,
     embedded_gguf_path,
+    is_vision_model,
     load_model_and_tokenizer,
+    load_processor,
     resolve_model_path,
     torch_dtype,
 )
@@ -69,12 +71,14 @@ class LocalEngine:
         static_cache: bool | None = None,
         compile: bool | None = None,
         prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
+        processor: Any | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
+        self.processor = processor  # a vision-language model's image+text processor
         self.name = name
         self.device = model.device
-        config = model.config
+        config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
         self.context_window = int(
             getattr(config, "max_position_embeddings", 0) or getattr(tokenizer, "model_max_length", 0) or 0
         )
@@ -134,13 +138,20 @@ class LocalEngine:
         model, tokenizer = load_model_and_tokenizer(
             folder, gguf_file, device=device, dtype=torch_dtype(dtype, device), attn_implementation=attn_implementation
         )
+        if is_vision_model(folder, gguf_file):
+            options.setdefault("processor", load_processor(folder))
         return cls(model, tokenizer, name=Path(gguf_file or folder).name, **options)
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, *, name: str | None = None, **options: Any) -> LocalEngine:
-        """Wrap an already-loaded transformers causal LM and its tokenizer."""
+        """Wrap an already-loaded transformers model and its tokenizer (and `processor=` for a vision model)."""
         model.eval()
         return cls(model, tokenizer, name=name or type(model).__name__, **options)
+
+    @property
+    def supports_images(self) -> bool:
+        """True when the model has a vision tower and its processor can prepare images."""
+        return self.processor is not None and getattr(self.processor, "image_processor", None) is not None
 
     @property
     def native_tool_format(self) -> str | None:
@@ -153,8 +164,28 @@ class LocalEngine:
     # -- Backend protocol ------------------------------------------------------------------------
 
     def count_tokens(self, messages: list[Message], *, tools: list[dict[str, Any]] | None = None) -> int:
-        """Exact prompt length in tokens for `messages` (and `tools`, for a native tool template), as the model sees it."""
+        """Exact prompt length in tokens for `messages` (and `tools`, for a native tool template), as the model sees it.
+
+        Images count as the patch tokens the processor expands them into.
+        """
+        multimodal = self._multimodal(messages, tools)
+        if multimodal is not None:
+            return len(multimodal.ids)
         return len(self._tokenize(render_prompt(self.tokenizer, messages, tools=tools)))
+
+    def _multimodal(self, messages: list[Message], tools: list[dict[str, Any]] | None) -> Any:
+        """The prepared prompt when `messages` carry images (None for text), or a clear error without vision."""
+        if not any(m.images for m in messages):
+            return None
+        if not self.supports_images:
+            # Only the user's own images reach here: tools' images are described in text for such models.
+            raise ModelCapabilityError(
+                f"{self.name} has no vision tower: it cannot read images. Load a vision-language model folder "
+                "(its config.json has a vision_config, with its processor files), or leave the images out."
+            )
+        from agentkit.engine.multimodal import prepare_prompt
+
+        return prepare_prompt(self.processor, self.model, messages, tools)
 
     def generate(self, request: GenerationRequest, *, cancel: threading.Event | None = None) -> Generation:
         """Decode one reply; constrained to `request.grammar` or `request.json_schema` when set.
@@ -163,13 +194,18 @@ class LocalEngine:
         the reply so far comes back with `finish_reason="length"` and `details["cancelled"]` true.
         """
         started = time.perf_counter()
-        prompt_text = render_prompt(self.tokenizer, request.messages, tools=request.tools)
-        prompt_ids = self._tokenize(prompt_text)
+        multimodal = self._multimodal(request.messages, request.tools)
+        if multimodal is not None:
+            prompt_text, prompt_ids, key_ids = multimodal.text, multimodal.ids, multimodal.key_ids
+        else:
+            prompt_text = render_prompt(self.tokenizer, request.messages, tools=request.tools)
+            prompt_ids = key_ids = self._tokenize(prompt_text)
         if self.context_window and len(prompt_ids) + request.max_tokens > self.context_window:
             raise ContextOverflowError(
                 f"The prompt has {len(prompt_ids)} tokens and the reply may need up to {request.max_tokens} more, "
                 f"but {self.name}'s context window is {self.context_window} tokens. Shorten the task, "
-                "instructions or tool outputs, use fewer steps, or lower max_step_tokens.",
+                "instructions or tool outputs, use fewer steps, lower max_step_tokens, or give the agent "
+                "context='drop_oldest'.",
                 prompt_tokens=len(prompt_ids),
                 context_window=self.context_window,
                 reserved_tokens=request.max_tokens,
@@ -185,7 +221,11 @@ class LocalEngine:
 
         constraint = request.grammar if request.grammar is not None else request.json_schema
         matcher = self.grammars.matcher(constraint) if constraint is not None else None
-        kv, reused = self.prefix_cache.take(prompt_ids, new_cache=DynamicCache)
+        kv, reused = self.prefix_cache.take(key_ids, new_cache=DynamicCache)
+        inputs: dict[str, Any] = {}
+        if multimodal is not None and reused < multimodal.images_end:
+            # The vision tower must see every image: prefill from the start (only a longer shared prefix skips it).
+            kv, reused, inputs = DynamicCache(), 0, multimodal.inputs
         job = Job(
             prompt_ids=prompt_ids,
             cache=kv,
@@ -199,6 +239,8 @@ class LocalEngine:
             generator=generator,
             jump_forward=self.jump_forward,
             cancel=cancel,
+            inputs=inputs,
+            multimodal=multimodal is not None,
         )
         try:
             result = self._scheduler.submit(job)  # decodes together with any concurrent requests
@@ -206,9 +248,10 @@ class LocalEngine:
             if job.mask is not None:
                 with self._memo_lock:
                     self._free_masks.append(job.mask)
-        self.prefix_cache.put(result.cache_ids, result.cache)
+        self.prefix_cache.put(key_ids + result.cache_ids[len(prompt_ids) :], result.cache)
         text = self.tokenizer.decode(result.tokens, skip_special_tokens=False)
-        self._remember(prompt_text + text, prompt_ids + result.tokens)
+        if multimodal is None:  # image prompts are tokenised whole by the processor, never spliced
+            self._remember(prompt_text + text, prompt_ids + result.tokens)
         return Generation(
             text=text,
             prompt_tokens=len(prompt_ids),

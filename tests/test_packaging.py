@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_public_api_is_pinned():
     assert sorted(agentkit.__all__) == sorted([
         "Agent", "AgentkitError", "Backend", "Compaction", "ContextOverflowError", "ContextPolicy", "Example", "ExampleCall", "Generation",
-        "GenerationRequest", "GrammarError", "InvalidStepError", "MaxStepsExceeded", "Message", "ModelLoadError",
+        "GenerationRequest", "GrammarError", "Image", "ModelCapabilityError", "InvalidStepError", "MaxStepsExceeded", "Message", "ModelLoadError",
         "Observation", "RunResult", "Step", "StepFormat", "StepLimits", "Tool", "ToolCall", "ToolDefinitionError", "ToolPolicy", "InvalidArgumentsError", "RemoteBackend", "RemoteError",
         "ToolError", "ToolRegistry", "Usage", "__version__", "tool",
     ])

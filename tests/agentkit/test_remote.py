@@ -115,6 +115,21 @@ def test_an_unreachable_server_is_a_clear_error():
         RemoteBackend("http://127.0.0.1:9/v1", model="m", max_retries=1, backoff=0.01, timeout=2).generate(request())
 
 
+def test_images_go_to_a_vision_server_as_inline_image_url_parts(serve):
+    import base64
+
+    from agentkit import Image
+
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+    server = serve((200, completion(json.dumps({"final_answer": "a dot"})), {}))
+    backend = RemoteBackend(server.url, model="m", supports_images=True)
+    assert Agent(backend, examples=[]).run("What is this?", images=[png]).output == "a dot"
+    user = server.bodies[0]["messages"][-1]
+    assert user["content"][0] == {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()}}
+    assert user["content"][1] == {"type": "text", "text": "What is this?"}
+    assert Image(data=png).media_type == "image/png"
+
+
 def test_a_context_error_becomes_context_overflow(serve):
     from agentkit import ContextOverflowError
 

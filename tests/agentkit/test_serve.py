@@ -34,6 +34,7 @@ TIME = {
     },
 }
 ASK = [{"role": "user", "content": "What's the weather in Paris?"}]
+PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
 def _free_port() -> int:
@@ -199,7 +200,10 @@ BAD_REQUESTS = [
     pytest.param({"messages": ASK, "tool_choice": "sometimes"}, 400, "tool_choice", id="bad-tool-choice"),
     pytest.param({"messages": ASK, "response_format": {"type": "xml"}}, 400, "response_format", id="bad-response-format"),
     pytest.param({"messages": ASK, "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, 400, "schema", id="json-schema-without-schema"),
-    pytest.param({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400, "only text", id="image-part"),
+    pytest.param({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}, 400, "does not fetch URLs", id="image-url-not-inline"),
+    pytest.param({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}]}]}, 400, "not a PNG", id="image-not-an-image"),
+    pytest.param({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + PNG_1PX}}]}]}, 400, "no vision tower", id="image-for-a-text-model"),
+    pytest.param({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}, 400, "only text and image_url", id="audio-part"),
     pytest.param({"messages": [{"role": "user", "content": "word " * 5000}]}, 400, "context window", id="context-too-long"),
     pytest.param({"messages": ASK, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"type": "string", "pattern": "(?<=x)a"}}}}}}, 400, "schema", id="uncompilable-schema"),
 ]
