@@ -37,6 +37,7 @@ class StaticSlot:
         self.prefill_chunk = max(1, prefill_chunk)
         self.max_tokens = max_tokens
         self.kv = StaticCache(config=model.config, max_cache_len=max_tokens)
+        _hold_every_position(self.kv, max_tokens)
         self.ids: list[int] = []  # the tokens whose KV state positions 0..len-1 hold
         # Older transformers index the static cache by an explicit `cache_position`; newer ones keep a
         # length counter in each layer (set by `truncate`). Pass positions both ways where accepted.
@@ -104,3 +105,21 @@ class StaticSlot:
         from agentkit.engine.kv_cache import copy_positions
 
         return copy_positions(self.kv, 0, len(self.ids))
+
+
+def _hold_every_position(kv: Any, max_tokens: int) -> None:
+    """Give sliding-window and chunked-attention layers a full-length buffer, like the other layers.
+
+    transformers' StaticCache keeps only the last `window` positions of such layers (Mistral, Qwen2
+    with `use_sliding_window`, Llama 4's chunked layers) in a rolling buffer. Once it has rolled, the
+    slot can no longer be truncated to a shared prefix, loaded position by position (`load`) or
+    copied out (`snapshot`): the next step would attend to the wrong keys. A full-length layer holds
+    every position, as the engine's dynamic caches do; the window or chunk is still applied, by the
+    attention mask, which transformers builds from absolute positions for a full layer. The cost is
+    memory: such layers take `max_tokens` positions instead of `window`.
+    """
+    from transformers.cache_utils import StaticLayer
+
+    kv.layers = [
+        StaticLayer(max_cache_len=max_tokens) if getattr(layer, "is_sliding", False) else layer for layer in kv.layers
+    ]
