@@ -254,6 +254,8 @@ class Agent:
     # -- the loop --------------------------------------------------------------------------------
 
     def _check_images(self, images: Sequence[Any]) -> None:
+        for image in images:
+            to_image(image)  # a missing file or bad bytes is reported first: it is the user's to fix either way
         if images and not getattr(self.backend, "supports_images", False):
             name = getattr(self.backend, "name", type(self.backend).__name__)
             raise ModelCapabilityError(

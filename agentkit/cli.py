@@ -50,6 +50,9 @@ StepsOption = typer.Option(8, help="most steps before giving up")
 InstructionsOption = typer.Option("", help="the agent's role and rules")
 TraceOption = typer.Option(None, help="append the run's events to this JSONL file")
 DebugOption = typer.Option(False, help="show tracebacks")
+ContextOption = typer.Option(
+    "error", "--context", help="when the conversation outgrows the model's window: error (stop, keep the run), drop_oldest, summarize"
+)
 FormatOption = typer.Option(
     "auto", "--format", help="tool-call syntax: auto (the model's own, else agentkit), agentkit, llama3_json, pythonic, hermes"
 )
@@ -73,6 +76,8 @@ def run(
     trace: Optional[Path] = TraceOption,
     json_output: bool = typer.Option(False, "--json", help="print the run as JSON (no live view)"),
     tool_format: str = FormatOption,
+    context: str = ContextOption,
+    image: Optional[list[Path]] = typer.Option(None, "--image", help="an image file shown with the task (vision models; repeat the option)"),
     debug: bool = DebugOption,
 ) -> None:
     """Run an agent on TASK and show each step live, then the answer."""
@@ -81,10 +86,10 @@ def run(
         backend = _load_backend(model, device, dtype, quiet=json_output, remote=remote, remote_model=remote_model)
         agent = Agent(
             backend, tools=selected, instructions=instructions, max_steps=max_steps, trace=trace, examples=examples_for(selected),
-            tool_format=tool_format,
+            tool_format=tool_format, context=context,
         )
         _warm_grammar(backend, agent, quiet=json_output)
-        result = _run_live(agent, task, quiet=json_output)
+        result = _run_live(agent, task, quiet=json_output, images=image or [])
         if json_output:
             print(result_json(result))
 
@@ -105,6 +110,7 @@ def chat(
     instructions: str = InstructionsOption,
     trace: Optional[Path] = TraceOption,
     tool_format: str = FormatOption,
+    context: str = ContextOption,
     debug: bool = DebugOption,
 ) -> None:
     """An interactive session: each message runs the agent, with the conversation so far as history.
@@ -116,7 +122,7 @@ def chat(
         backend = _load_backend(model, device, dtype, quiet=False, remote=remote, remote_model=remote_model)
         agent = Agent(
             backend, tools=selected, instructions=instructions, max_steps=max_steps, trace=trace, examples=examples_for(selected),
-            tool_format=tool_format,
+            tool_format=tool_format, context=context,
         )
         _warm_grammar(backend, agent, quiet=False)
         history: list[Any] = []
@@ -369,10 +375,12 @@ def _warm_grammar(backend: Backend, agent: Agent, *, quiet: bool) -> None:
             grammars.grammar(next(iter(agent._constraint.values())))
 
 
-def _run_live(agent: Agent, task: str, *, history: list[Any] | None = None, quiet: bool = False) -> RunResult:
+def _run_live(
+    agent: Agent, task: str, *, history: list[Any] | None = None, quiet: bool = False, images: list[Any] | None = None
+) -> RunResult:
     result = RunResult()
     with _status("thinking", quiet) as status:
-        for step in agent.iter(task, history=history or [], result=result):
+        for step in agent.iter(task, history=history or [], result=result, images=images or []):
             if not quiet:
                 status.stop()
                 print_step(console, step)

@@ -54,6 +54,15 @@ def test_run_json_on_a_local_model_folder(tiny_model_dir, tmp_path):
     assert events[0]["event"] == "run_start" and any(e["event"] == "model_call" for e in events)
 
 
+def test_an_image_for_a_text_only_model_is_a_one_line_error(tiny_model_dir, tmp_path):
+    import base64
+
+    picture = tmp_path / "dot.png"
+    picture.write_bytes(base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="))
+    done = cli("run", "What is this?", "--model", str(tiny_model_dir), "--image", str(picture), "--json")
+    assert done.returncode != 0 and "has no vision tower" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_models_describes_a_folder(tiny_model_dir):
     done = cli("models", str(tiny_model_dir), "--json")
     assert done.returncode == 0, done.stderr
@@ -89,6 +98,8 @@ def test_models_shows_the_tool_format_detected_from_the_template(tiny_model_dir,
         pytest.param(["run", "x", "--tools", "http"], "--allow-host", id="http-without-allowlist"),
         pytest.param(["replay", "/no/such/trace.jsonl"], "does not exist", id="missing-trace"),
         pytest.param(["run", "x", "--format", "xml"], "Unknown tool_format 'xml'", id="unknown-format"),
+        pytest.param(["run", "x", "--context", "forget"], "'drop_oldest'", id="unknown-context-strategy"),
+        pytest.param(["run", "x", "--image", "/no/such.png"], "No image file", id="missing-image"),
     ],
 )
 def test_errors_are_one_line_with_a_hint_and_no_traceback(args, message):
