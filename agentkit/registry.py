@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -252,10 +253,40 @@ def _truncate(text: str, max_chars: int, max_bytes: int) -> tuple[str, bool]:
     encoded = kept.encode("utf-8")
     if len(encoded) > max_bytes:
         kept = encoded[:max_bytes].decode("utf-8", errors="ignore")  # never split a character
+    if len(kept) < len(text):
+        kept = kept[: _cluster_start(text, len(kept))]  # nor what a reader sees as one (emoji, syllables)
     if len(kept) == len(text):
         return text, False
     size = len(text.encode("utf-8"))
     return f"{kept}\n[output truncated: showing {len(kept)} of {len(text)} characters ({size} bytes)]", True
+
+
+def _cluster_start(text: str, cut: int) -> int:
+    """Move a cut at `cut` back to the start of the grapheme cluster it falls in (an approximation of
+    Unicode's rules covering emoji ZWJ sequences, skin tones, variation selectors, flags and combining marks)."""
+
+    def joins(index: int) -> bool:  # does text[index] continue the cluster before it?
+        char = text[index]
+        return (
+            unicodedata.category(char).startswith("M")  # combining marks, Indic vowel signs
+            or char in ("\u200d", "\ufe0f", "\ufe0e")
+            or "\U0001f3fb" <= char <= "\U0001f3ff"  # skin tones
+            or text[index - 1] == "\u200d"  # the character after a zero-width joiner
+        )
+
+    while 0 < cut < len(text) and joins(cut):
+        cut -= 1
+    if 0 < cut < len(text) and _is_flag_letter(text[cut]):  # regional indicators pair up from the run's start
+        start = cut
+        while start > 0 and _is_flag_letter(text[start - 1]):
+            start -= 1
+        if (cut - start) % 2:
+            cut -= 1
+    return cut
+
+
+def _is_flag_letter(char: str) -> bool:
+    return "\U0001f1e6" <= char <= "\U0001f1ff"
 
 
 def _explain(exc: ValidationError) -> str:

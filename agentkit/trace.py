@@ -69,7 +69,11 @@ def read_trace(path: str | os.PathLike[str], *, run_id: str | None = None) -> li
 
     Raises `ValueError` naming the line when a line in the middle is not JSON (not a trace file).
     """
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    # Split on "\n" only: str.splitlines() would also split inside strings holding U+2028, U+2029 or
+    # U+0085, which JSON writes raw with ensure_ascii=False (text from web pages and documents).
+    lines = Path(path).read_text(encoding="utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     events = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
