@@ -9,8 +9,6 @@ import asyncio
 import hashlib
 import json
 import os
-import queue
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -27,6 +25,7 @@ from agentkit.steps import StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.trace import TraceWriter
 from agentkit.types import Message, RunResult, Step, ToolCall, Usage
+from agentkit._threads import _iterate_in_thread
 
 
 class Agent:
@@ -447,46 +446,3 @@ class Agent:
             prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens,
             seconds=generation.seconds, finish_reason=generation.finish_reason, details=generation.details,
         )
-
-
-def _iterate_in_thread(steps: AsyncIterator[Step]) -> Iterator[Step]:
-    """Drive an async iterator on its own event loop in a worker thread, one item per request.
-
-    Lockstep, so leaving the loop early (`break`) stops the agent instead of letting it run on, and
-    the worker's loop is closed without waiting for abandoned (timed-out) tool threads.
-    """
-    requests: queue.Queue[str] = queue.Queue()
-    replies: queue.Queue[tuple[str, Any]] = queue.Queue()
-
-    def worker() -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            while requests.get() == "next":
-                try:
-                    item = loop.run_until_complete(steps.__anext__())
-                except StopAsyncIteration:
-                    replies.put(("done", None))
-                    return
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                    replies.put(("error", exc))
-                    return
-                replies.put(("item", item))
-            loop.run_until_complete(steps.aclose())  # asked to stop early
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=worker, name="agentkit-loop", daemon=True)
-    thread.start()
-    try:
-        while True:
-            requests.put("next")
-            kind, value = replies.get()
-            if kind == "item":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-    finally:
-        requests.put("stop")
-        thread.join()
