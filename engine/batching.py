@@ -75,6 +75,8 @@ class BatchScheduler:
         self.model = model
         self.max_batch = max_batch
         self.prefill_chunk = prefill_chunk
+        self.scale_bucket = _position_scale_bucket(model)
+        self._deferred: list[Job] = []  # queued jobs that may not join the running batch yet (see _may_join)
         self.slot: StaticSlot | None = None
         self._queue: queue.Queue[Job] = queue.Queue()
         self._ready: Future = Future()
@@ -126,9 +128,8 @@ class BatchScheduler:
 
     def _admit(self, active: list[Job], *, block: bool) -> None:
         while len(active) < self.max_batch:
-            try:
-                job = self._queue.get(block=block)
-            except queue.Empty:
+            job = self._next_job(active, block=block)
+            if job is None:
                 return
             block = False
             try:
@@ -137,6 +138,36 @@ class BatchScheduler:
                 job.future.set_exception(exc)
                 continue
             active.append(job)
+
+    def _next_job(self, active: list[Job], *, block: bool) -> Job | None:
+        """The oldest waiting job that may join `active`; jobs that may not wait (in order) for a later turn."""
+        for index, job in enumerate(self._deferred):
+            if self._may_join(job, active):
+                return self._deferred.pop(index)
+        while True:
+            try:
+                job = self._queue.get(block=block and not self._deferred)
+            except queue.Empty:
+                return None
+            if self._may_join(job, active):
+                return job
+            self._deferred.append(job)
+            block = False
+
+    def _may_join(self, job: Job, active: list[Job]) -> bool:
+        """False when batching would give some row the wrong position-dependent attention scale.
+
+        Llama 4's no-RoPE layers scale queries by floor((position + 1) / floor_scale), and
+        transformers takes that position from the batch cache's length, not from each row's
+        `position_ids`: in a left-padded batch a shorter row gets the longest row's scale. Rows may
+        share a batch only while every position any of them will reach is in the same scale bucket.
+        """
+        if not self.scale_bucket or not active:
+            return True
+        spans = [(len(j.cache_ids), len(j.cache_ids) + j.max_new_tokens - len(j.tokens)) for j in active]
+        spans.append((len(job.prompt_ids), len(job.prompt_ids) + job.max_new_tokens))
+        low, high = min(s for s, _ in spans), max(e for _, e in spans)
+        return (low + 1) // self.scale_bucket == (high + 1) // self.scale_bucket
 
     def _prefill(self, job: Job, *, alone: bool) -> None:
         job.started = time.perf_counter()
@@ -236,6 +267,16 @@ class BatchScheduler:
                 cache_ids=job.cache_ids,
             )
         )
+
+
+def _position_scale_bucket(model: Any) -> int:
+    """Positions per attention-scale bucket for models whose attention depends on absolute position
+    beyond RoPE (Llama 4's `attn_temperature_tuning`), else 0."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    no_rope = [layer for layer in (getattr(config, "no_rope_layers", None) or []) if not layer]  # 0 marks a NoPE layer
+    if getattr(config, "attn_temperature_tuning", False) and no_rope:
+        return int(getattr(config, "floor_scale", 0) or 0)
+    return 0
 
 
 def _regroup(stacked: list[Job], batch: Any, remaining: list[Job]) -> tuple[list[Job], Any]:
