@@ -193,3 +193,51 @@ def test_bad_images_are_clear_errors(tmp_path):
     with pytest.raises(TypeError, match="Cannot use a int as an image"):
         to_image(3)
     assert Image.model_validate_json(to_image(png("red")).model_dump_json()) == to_image(png("red"))  # base64 round trip
+
+
+def test_a_served_vision_model_answers_images_over_http(vlm, tmp_path):
+    """`agentkit serve` on a vision model folder, a real process on loopback; RemoteBackend sends the picture."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from agentkit import RemoteBackend
+    from agentkit.tools import calculator
+
+    model, processor = vlm
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(sys.executable).parent / "agentkit"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "agentkit.cli"]
+    server = subprocess.Popen([*command, "serve", "--port", str(port), "--model", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        backend = RemoteBackend(f"http://127.0.0.1:{port}/v1", model="tiny-llava", supports_images=True, max_retries=0)
+        agent = Agent(backend, tools=[calculator], max_steps=2, limits=StepLimits(string_chars=20, answer_chars=30))
+        try:
+            run = agent.run("What is in the picture?", images=[png("purple")])
+        except MaxStepsExceeded as exc:
+            run = exc.partial
+        assert run.steps and all(step.calls or step.is_final for step in run.steps)
+        assert all(not step.rejected_outputs for step in run.steps)  # the served grammar held with an image in the prompt
+        first = agent.first_messages("What is in the picture?", images=[png("purple")])
+        assert run.steps[0].usage.prompt_tokens == _engine(vlm).count_tokens(first)  # the picture's patches were in it
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
