@@ -4,7 +4,9 @@ A random-weight Llama with a 128K-token configuration (Llama 3.1 RoPE scaling, G
 download. Side by side in one run, per length: the engine's chunked prefill (`prefill_chunk`
 tokens per pass) against one single pass over the whole prompt (where that fits in memory), then
 greedy decoding through the engine's decode loop at that context, with the mask of a real step
-grammar applied at every token (the agent's situation: a long conversation, a short step).
+grammar applied at every token (the agent's situation: a long conversation, a short step), once with
+agentkit's KV cache (appends in place) and once with transformers' DynamicCache (copies the whole
+cache with torch.cat for every token).
 
     .venv/bin/python benchmarks/bench_long.py                        # CPU: a small model, 8K and 32K
     python3 benchmarks/bench_long.py --device cuda --shape 1b --lengths 8192,32768,131072
@@ -52,9 +54,8 @@ def random_long_llama(vocab: int, shape: str, device: str, dtype: torch.dtype) -
 
 
 def measure_prefill(model, ids: list[int], chunk: int) -> dict:
-    from transformers import DynamicCache
-
     from agentkit.engine.decode import prefill
+    from agentkit.engine.kv_cache import new_cache
 
     cuda = model.device.type == "cuda"
     if cuda:
@@ -63,7 +64,7 @@ def measure_prefill(model, ids: list[int], chunk: int) -> dict:
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     with torch.inference_mode():
-        cache = DynamicCache()
+        cache = new_cache()
         prefill(model, ids, cache, chunk=chunk)
     if cuda:
         torch.cuda.synchronize()
@@ -72,8 +73,11 @@ def measure_prefill(model, ids: list[int], chunk: int) -> dict:
     return {"seconds": round(seconds, 3), "tok_s": round(len(ids) / seconds, 1), "peak_gib": None if peak is None else round(peak, 2)}, cache
 
 
-def measure_decode(model, tokenizer, ids: list[int], tokens: int, chunk: int) -> dict:
-    """Greedy decode at this context through the engine's loop, under a real step grammar's mask."""
+def measure_decode(model, tokenizer, ids: list[int], tokens: int, cache) -> dict:
+    """Greedy decode at this context through the engine's loop, under a real step grammar's mask.
+
+    `cache` holds the KV state of `ids[:-1]`; only the last prompt token is run before decoding.
+    """
     from agentkit import Agent
     from agentkit.engine.decode import decode
     from agentkit.engine.grammar import GrammarCompiler, TokenMask
@@ -85,9 +89,22 @@ def measure_decode(model, tokenizer, ids: list[int], tokens: int, chunk: int) ->
     compiler = GrammarCompiler(tokenizer)
     matcher = compiler.matcher(constraint.get("grammar") or constraint.get("json_schema"))
     mask = TokenMask(compiler.vocab_size, pin_memory=model.device.type == "cuda")
-    result = decode(model, ids, max_new_tokens=tokens, eos_ids=set(), matcher=matcher, mask=mask, prefill_chunk=chunk, jump_forward=False)
+    result = decode(
+        model, ids, max_new_tokens=tokens, eos_ids=set(), matcher=matcher, mask=mask, jump_forward=False,
+        cache=cache, cached_tokens=len(ids) - 1,
+    )
     steps = max(1, result.forward_passes - 1)
     return {"tokens": len(result.tokens), "tok_s": round(steps / result.decode_seconds, 1), "mask_ms": round(1000 * result.mask_seconds / steps, 3)}
+
+
+def _as_concatenating_cache(cache):
+    """A copy of `cache` as a plain transformers DynamicCache (appends by torch.cat), for comparison."""
+    from transformers import DynamicCache
+
+    plain = DynamicCache()
+    for index, layer in enumerate(cache.layers):
+        plain.update(layer.keys.clone(), layer.values.clone(), index)
+    return plain
 
 
 def main() -> None:
@@ -120,14 +137,21 @@ def main() -> None:
     for length in [int(x) for x in args.lengths.split(",")]:
         ids = torch.randint(100, len(tokenizer) - 100, (length,), generator=generator).tolist()
         measure_prefill(model, ids[:256], args.chunk)  # warm-up: kernels, allocator
-        chunked, cache = measure_prefill(model, ids, args.chunk)
-        del cache
         single = None
         if length <= args.single_pass_up_to:
             single, cache = measure_prefill(model, ids, length)
             del cache
-        decoding = measure_decode(model, tokenizer, ids, args.decode_tokens, args.chunk)
-        row = {"tokens": length, "chunked_prefill": chunked, "single_pass_prefill": single, "decode": decoding}
+        chunked, cache = measure_prefill(model, ids, args.chunk)
+        cache.crop(-1)
+        plain = _as_concatenating_cache(cache)  # transformers' DynamicCache: torch.cat on every token
+        decoding = measure_decode(model, tokenizer, ids, args.decode_tokens, cache)
+        del cache
+        baseline = measure_decode(model, tokenizer, ids, args.decode_tokens, plain)
+        del plain
+        row = {
+            "tokens": length, "chunked_prefill": chunked, "single_pass_prefill": single, "decode": decoding,
+            "decode_concatenating_cache": baseline, "decode_speedup": round(decoding["tok_s"] / baseline["tok_s"], 2),
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
 
@@ -137,11 +161,14 @@ def main() -> None:
         "model": f"random Llama, shape {args.shape} {SHAPES[args.shape]}, 128K config, {str(dtype).replace('torch.', '')}",
         "prefill_chunk": args.chunk, "rows": rows,
     }
-    print("\n| tokens | chunked prefill tok/s | peak GiB | one-pass prefill tok/s | peak GiB | decode tok/s (grammar) | mask ms/token |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| tokens | chunked prefill tok/s | peak GiB | one-pass prefill tok/s | peak GiB | decode tok/s (agentkit cache) | decode tok/s (torch.cat cache) | x | mask ms/token |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        c, s, d = row["chunked_prefill"], row["single_pass_prefill"] or {}, row["decode"]
-        print(f"| {row['tokens']:,} | {c['tok_s']} | {c['peak_gib']} | {s.get('tok_s', 'skipped')} | {s.get('peak_gib', '')} | {d['tok_s']} | {d['mask_ms']} |")
+        c, s, d, b = row["chunked_prefill"], row["single_pass_prefill"] or {}, row["decode"], row["decode_concatenating_cache"]
+        print(
+            f"| {row['tokens']:,} | {c['tok_s']} | {c['peak_gib']} | {s.get('tok_s', 'skipped')} | {s.get('peak_gib', '')} "
+            f"| {d['tok_s']} | {b['tok_s']} | {row['decode_speedup']} | {d['mask_ms']} |"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 

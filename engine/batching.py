@@ -24,7 +24,7 @@ import torch
 
 from agentkit.engine.decode import DEFAULT_PREFILL_CHUNK, DecodeResult, choose_next, prefill
 from agentkit.engine.grammar import TokenMask
-from agentkit.engine.kv_cache import common_prefix, copy_positions
+from agentkit.engine.kv_cache import common_prefix, copy_positions, new_cache
 from agentkit.engine.static_cache import StaticSlot
 
 
@@ -313,14 +313,12 @@ def _cut_row(batch: Any, row: int, length: int) -> Any:
 
 def _rebuild(stacked: list[Job], batch: Any, kept: list[Job], joining: list[Job]) -> Any:
     """A left-padded batch cache holding `kept` (taken from `batch`) then `joining` (their own caches)."""
-    from transformers import DynamicCache
-
     rows = kept + joining
     width = max(len(job.cache_ids) for job in rows)
     old_width = batch.get_seq_length() if batch is not None else 0
     source = {id(job): i for i, job in enumerate(stacked)} if len(stacked) > 1 else {}
     layers = len(rows[0].cache.layers) if not source else len(batch.layers)
-    new = DynamicCache()
+    new = new_cache()
     for index in range(layers):
         sample_keys = batch.layers[index].keys if source else rows[0].cache.layers[index].keys
         keys = sample_keys.new_zeros((len(rows), sample_keys.shape[1], width, sample_keys.shape[3]))

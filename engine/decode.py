@@ -158,10 +158,10 @@ def decode(
     rest is prefilled. With `jump_forward`, tokens the grammar forces (keys, punctuation, a tool
     name fixed by its prefix) are appended to the sampled token and run in the same forward pass.
     """
-    from transformers import DynamicCache
+    from agentkit.engine.kv_cache import new_cache
 
     if cache is None:
-        cache, cached_tokens = DynamicCache(), 0
+        cache, cached_tokens = new_cache(), 0
     device = model.device
 
     def forward(ids: list[int]) -> torch.Tensor:

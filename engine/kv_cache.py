@@ -14,6 +14,93 @@ from dataclasses import dataclass
 from typing import Any
 
 
+GROWTH_MIN_TOKENS = 64  # spare positions allocated at least, when a layer's buffer is full
+GROWTH_FRACTION = 4  # ...or a quarter of the length: amortised O(1) copies per token, at most 25% spare memory
+
+
+def _growing_layer_class() -> Any:
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        """A `DynamicLayer` whose keys and values live in a buffer with spare room at the end.
+
+        transformers' dynamic layer appends with `torch.cat`, copying the whole cache for every token:
+        at 128K tokens that copy, not attention, dominates a decode step. Here an append writes into
+        the spare room in place and `keys`/`values` are views of the filled part, so everything that
+        reads them (attention, cropping, copying) sees an ordinary cache of the exact length. When
+        `keys` is no longer a view of the buffer (cropped and re-set elsewhere) a fresh buffer is made.
+        """
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            length = self.keys.shape[-2] if self.keys.numel() else 0
+            end = length + key_states.shape[-2]
+            if not (_fills(self.keys, getattr(self, "_key_buffer", None), end) and _fills(self.values, getattr(self, "_value_buffer", None), end)):
+                capacity = end + max(GROWTH_MIN_TOKENS, end // GROWTH_FRACTION)
+                self._key_buffer = _regrow(self.keys, key_states, length, capacity)
+                self._value_buffer = _regrow(self.values, value_states, length, capacity)
+            self._key_buffer[:, :, length:end] = key_states
+            self._value_buffer[:, :, length:end] = value_states
+            self.keys = self._key_buffer[:, :, :end]
+            self.values = self._value_buffer[:, :, :end]
+            return self.keys, self.values
+
+        @property
+        def reserved_bytes(self) -> int:
+            """Memory held, spare room included."""
+            held = [getattr(self, "_key_buffer", None), getattr(self, "_value_buffer", None)]
+            return sum(t.nbytes for t in held if t is not None)
+
+    return GrowingLayer
+
+
+def _fills(view: Any, buffer: Any, end: int) -> bool:
+    """True when `view` is the filled start of `buffer` and the buffer has room up to `end`."""
+    if buffer is None or view.numel() == 0:
+        return False
+    return (
+        view.data_ptr() == buffer.data_ptr()
+        and view.shape[:2] == buffer.shape[:2]
+        and view.stride() == buffer.stride()
+        and end <= buffer.shape[-2]
+    )
+
+
+def _regrow(old: Any, new: Any, length: int, capacity: int) -> Any:
+    buffer = new.new_empty((new.shape[0], new.shape[1], capacity, new.shape[3]))
+    if length:
+        buffer[:, :, :length] = old
+    return buffer
+
+
+_GROWING_CACHE: Any = None
+
+
+def new_cache() -> Any:
+    """An empty KV cache whose layers grow in place (see `GrowingLayer`); a transformers `DynamicCache`.
+
+    Example:
+        >>> cache = new_cache()          # doctest: +SKIP
+        >>> model(input_ids=ids, past_key_values=cache, use_cache=True)   # doctest: +SKIP
+    """
+    global _GROWING_CACHE
+    if _GROWING_CACHE is None:
+        from transformers import DynamicCache
+
+        layer_class = _growing_layer_class()
+
+        class GrowingCache(DynamicCache):
+            """A DynamicCache of `GrowingLayer`s."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.layer_class_to_replicate = layer_class
+
+        _GROWING_CACHE = GrowingCache
+    return _GROWING_CACHE()
+
+
 @dataclass
 class CacheEntry:
     """The KV state of `token_ids` (every position of them is in `kv`)."""
@@ -23,7 +110,11 @@ class CacheEntry:
 
     @property
     def nbytes(self) -> int:
-        return sum(layer.keys.nbytes + layer.values.nbytes for layer in self.kv.layers if getattr(layer, "keys", None) is not None)
+        return sum(
+            getattr(layer, "reserved_bytes", 0) or layer.keys.nbytes + layer.values.nbytes
+            for layer in self.kv.layers
+            if getattr(layer, "keys", None) is not None
+        )
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -125,7 +216,7 @@ class PrefixCache:
 
 def reusable(kv: Any) -> bool:
     """Only full-attention caches can be cut at any position; sliding-window and recurrent ones cannot."""
-    return all(type(layer).__name__ == "DynamicLayer" for layer in getattr(kv, "layers", [None]))
+    return all(type(layer).__name__ in ("DynamicLayer", "GrowingLayer") for layer in getattr(kv, "layers", [None]))
 
 
 def copy_positions(kv: Any, start: int, stop: int, *, row: int = 0) -> Any:
@@ -133,11 +224,9 @@ def copy_positions(kv: Any, start: int, stop: int, *, row: int = 0) -> Any:
 
     Used to cut a shared prefix out of a cached conversation and one sequence out of a batch.
     """
-    from transformers import DynamicCache
-
-    out = DynamicCache()
+    out = new_cache()
     for index, layer in enumerate(kv.layers):
-        keys = layer.keys[row : row + 1, :, start:stop].clone()
-        values = layer.values[row : row + 1, :, start:stop].clone()
+        keys = layer.keys[row : row + 1, :, start:stop]  # update() copies them into the new layer's own buffer
+        values = layer.values[row : row + 1, :, start:stop]
         out.update(keys, values, index)
     return out

@@ -18,7 +18,7 @@ from agentkit.engine.chat import render_prompt
 from agentkit.engine.batching import BatchScheduler, Job
 from agentkit.engine.decode import DEFAULT_PREFILL_CHUNK
 from agentkit.engine.grammar import GrammarCompiler, TokenMask
-from agentkit.engine.kv_cache import PrefixCache
+from agentkit.engine.kv_cache import PrefixCache, new_cache
 from agentkit.engine.model_info import native_tool_format
 from agentkit.engine.loading import (
     cached_conversion,
@@ -217,15 +217,13 @@ class LocalEngine:
                 generator.manual_seed(request.seed)
             else:
                 generator.seed()  # fresh entropy for this generator only; the global RNG is left alone
-        from transformers import DynamicCache
-
         constraint = request.grammar if request.grammar is not None else request.json_schema
         matcher = self.grammars.matcher(constraint) if constraint is not None else None
-        kv, reused = self.prefix_cache.take(key_ids, new_cache=DynamicCache)
+        kv, reused = self.prefix_cache.take(key_ids, new_cache=new_cache)
         inputs: dict[str, Any] = {}
         if multimodal is not None and reused < multimodal.images_end:
             # The vision tower must see every image: prefill from the start (only a longer shared prefix skips it).
-            kv, reused, inputs = DynamicCache(), 0, multimodal.inputs
+            kv, reused, inputs = new_cache(), 0, multimodal.inputs
         job = Job(
             prompt_ids=prompt_ids,
             cache=kv,
