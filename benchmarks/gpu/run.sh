@@ -2,7 +2,7 @@
 # Run THERE (the GPU machine), from the repository root, with .gpuwheels carried:
 #   bash benchmarks/gpu/run.sh        # writes logs and JSON figures under $OUT (or ./gpu-out)
 # Installs the carried wheels and agentkit (no network), runs the GPU tests and the model-free suite,
-# then the agent, decode, static-slot and concurrency benchmarks on a random-weight Llama-3.1-8B-shaped
+# then the agent, decode, static-slot, concurrency and long-context benchmarks on a random-weight Llama-3.1-8B-shaped
 # model (bf16). Each benchmark writes a log and a JSON file under $OUT.
 set -uo pipefail
 out=${OUT:-gpu-out}; mkdir -p "$out"
@@ -22,3 +22,5 @@ python3 -P benchmarks/bench_static_slot.py --device cuda --dtype bfloat16 --rand
   --context 4096 --json "$out/bench_static_slot.json" 2>&1 | tee "$out/bench_static_slot.log"
 python3 -P benchmarks/bench_concurrency.py --device cuda --dtype bfloat16 --random-8b --tokenizer .gpuwheels/tokenizer \
   --json "$out/bench_concurrency.json" 2>&1 | tee "$out/bench_concurrency.log"
+python3 -P benchmarks/bench_long.py --device cuda --shape 1b --lengths 8192,32768,131072 --single-pass-up-to 32768 \
+  --tokenizer .gpuwheels/tokenizer --json "$out/bench_long.json" 2>&1 | tee "$out/bench_long.log"
