@@ -67,6 +67,7 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
         elif section == "rest" and current is not None and line:
             args[current] = f"{args[current]} {line}".strip()
     text = "\n".join(description).strip()
-    # Keep paragraphs but join wrapped lines: the prompt shows a compact description.
-    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+    # Keep paragraphs but join wrapped lines: the prompt shows a compact description. Only ASCII
+    # whitespace is layout; an ideographic or no-break space inside the text is kept.
+    paragraphs = [" ".join(re.split(r"[ \t\r\n\f\v]+", p.strip(" \t\r\n\f\v"))) for p in re.split(r"\n[ \t]*\n", text) if p.strip()]
     return "\n\n".join(paragraphs), args
