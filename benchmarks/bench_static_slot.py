@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _models import add_model_options, device_label, load_engine  # noqa: E402
 
+from agentkit.engine.kv_cache import cache_argument  # noqa: E402
+
 
 def dynamic_rate(model, prompt: list[int], tokens: int) -> float:
     from transformers import DynamicCache
@@ -31,11 +33,11 @@ def dynamic_rate(model, prompt: list[int], tokens: int) -> float:
     cache = DynamicCache()
     device = model.device
     with torch.inference_mode():
-        logits = model(input_ids=torch.tensor([prompt], device=device), past_key_values=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
+        logits = model(input_ids=torch.tensor([prompt], device=device), **cache_argument(model, cache), use_cache=True, logits_to_keep=1).logits[0, -1]
         started = time.perf_counter()
         for _ in range(tokens):
             token = int(logits.argmax())
-            logits = model(input_ids=torch.tensor([[token]], device=device), past_key_values=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
+            logits = model(input_ids=torch.tensor([[token]], device=device), **cache_argument(model, cache), use_cache=True, logits_to_keep=1).logits[0, -1]
     return tokens / (time.perf_counter() - started)
 
 

@@ -24,7 +24,7 @@ import torch
 
 from agentkit.engine.decode import DEFAULT_PREFILL_CHUNK, DecodeResult, choose_next, prefill
 from agentkit.engine.grammar import TokenMask
-from agentkit.engine.kv_cache import common_prefix, copy_positions, new_cache
+from agentkit.engine.kv_cache import cache_argument, common_prefix, copy_positions, new_cache
 from agentkit.engine.static_cache import StaticSlot
 
 
@@ -229,7 +229,7 @@ class BatchScheduler:
             if self.slot is not None and job.cache is self.slot.kv:
                 job.logits = self.slot.forward(job.feed)
             else:
-                out = self.model(input_ids=torch.tensor([job.feed], device=device), past_key_values=batch, use_cache=True, logits_to_keep=1)
+                out = self.model(input_ids=torch.tensor([job.feed], device=device), **cache_argument(self.model, batch), use_cache=True, logits_to_keep=1)
                 job.logits = out.logits[0, -1].float()
             job.cache_ids += job.feed
             job.forward_passes += 1
@@ -242,7 +242,7 @@ class BatchScheduler:
             mask[row, width - n :] = 1  # left padding: each row's tokens end at the same column
         ids = torch.tensor([job.feed[:1] for job in active], device=device)
         positions = torch.tensor([[n] for n in lengths], device=device)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=batch, use_cache=True)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **cache_argument(self.model, batch), use_cache=True)
         for row, job in enumerate(active):
             job.logits = out.logits[row, -1].float()
             job.cache_ids += job.feed[:1]

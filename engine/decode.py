@@ -22,6 +22,7 @@ import torch
 
 from agentkit.errors import GrammarError
 from agentkit.engine.grammar import TokenMask
+from agentkit.engine.kv_cache import cache_argument
 
 
 DEFAULT_PREFILL_CHUNK = 2048  # prompt tokens per prefill pass: bounds activation memory on long prompts
@@ -48,7 +49,7 @@ def prefill(model: Any, ids: list[int], cache: Any, *, chunk: int = DEFAULT_PREF
     while start < len(ids):
         end = min(len(ids), start + (first if start == 0 else chunk))
         extra = inputs if start == 0 else {}
-        out = model(input_ids=torch.tensor([ids[start:end]], device=device), past_key_values=cache, use_cache=True, logits_to_keep=1, **extra)
+        out = model(input_ids=torch.tensor([ids[start:end]], device=device), **cache_argument(model, cache), use_cache=True, logits_to_keep=1, **extra)
         logits = out.logits
         start = end
     return logits[0, -1].float()
@@ -165,7 +166,7 @@ def decode(
     device = model.device
 
     def forward(ids: list[int]) -> torch.Tensor:
-        out = model(input_ids=torch.tensor([ids], device=device), past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = model(input_ids=torch.tensor([ids], device=device), **cache_argument(model, cache), use_cache=True, logits_to_keep=1)
         return out.logits[0, -1].float()
 
     started = time.perf_counter()

@@ -8,6 +8,8 @@ prompt share that prefix too. Entries are evicted least-recently-used under a by
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -82,7 +84,7 @@ def new_cache() -> Any:
 
     Example:
         >>> cache = new_cache()          # doctest: +SKIP
-        >>> model(input_ids=ids, past_key_values=cache, use_cache=True)   # doctest: +SKIP
+        >>> model(input_ids=ids, **cache_argument(model, cache), use_cache=True)   # doctest: +SKIP
     """
     global _GROWING_CACHE
     if _GROWING_CACHE is None:
@@ -99,6 +101,24 @@ def new_cache() -> Any:
 
         _GROWING_CACHE = GrowingCache
     return _GROWING_CACHE()
+
+
+def cache_argument(model: Any, cache: Any) -> dict[str, Any]:
+    """The keyword that hands `cache` to `model.forward`: `cache` from transformers 5.24, else `past_key_values`.
+
+    transformers 5.24 renamed the argument and warns on the old name (removal due in 5.40); older
+    releases (the GPU machine has 5.17) only know `past_key_values`. Asking the signature keeps both.
+
+    Example:
+        >>> cache_argument(model, cache)    # doctest: +SKIP
+        {'cache': <GrowingCache ...>}
+    """
+    return {_cache_keyword(type(model)): cache}
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_keyword(model_class: type) -> str:
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
 @dataclass

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from agentkit.engine.kv_cache import cache_argument
+
 
 class StaticSlot:
     """One pre-allocated KV cache of `max_tokens` positions (batch 1) and its one-token step.
@@ -38,6 +40,7 @@ class StaticSlot:
         self.max_tokens = max_tokens
         self.kv = StaticCache(config=model.config, max_cache_len=max_tokens)
         _hold_every_position(self.kv, max_tokens)
+        self._cache = cache_argument(model, self.kv)  # resolved once: the compiled step must not inspect signatures
         self.ids: list[int] = []  # the tokens whose KV state positions 0..len-1 hold
         # Older transformers index the static cache by an explicit `cache_position`; newer ones keep a
         # length counter in each layer (set by `truncate`). Pass positions both ways where accepted.
@@ -97,7 +100,7 @@ class StaticSlot:
 
     def _run(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         extra = {"cache_position": positions[0]} if self._takes_cache_position else {}
-        out = self.model(input_ids=input_ids, position_ids=positions, past_key_values=self.kv, use_cache=True, logits_to_keep=1, **extra)
+        out = self.model(input_ids=input_ids, position_ids=positions, **self._cache, use_cache=True, logits_to_keep=1, **extra)
         return out.logits
 
     def snapshot(self) -> Any:

@@ -175,7 +175,7 @@ def test_decode_steps_write_into_the_kv_cache_in_place(random_engine, smollm2_to
     from transformers import DynamicCache
 
     from agentkit.engine.decode import prefill
-    from agentkit.engine.kv_cache import copy_positions, new_cache
+    from agentkit.engine.kv_cache import cache_argument, copy_positions, new_cache
 
     model = random_engine.model
     ids = smollm2_tokenizer("Numbers: " + " ".join(str(i) for i in range(60)))["input_ids"]
@@ -186,8 +186,8 @@ def test_decode_steps_write_into_the_kv_cache_in_place(random_engine, smollm2_to
         buffer = growing.layers[0].keys.data_ptr()
         for token in [5, 6, 7, 8, 9, 10, 11, 12]:
             step = torch.tensor([[token]])
-            ours = model(input_ids=step, past_key_values=growing, use_cache=True).logits[0, -1]
-            theirs = model(input_ids=step, past_key_values=plain, use_cache=True).logits[0, -1]
+            ours = model(input_ids=step, **cache_argument(model, growing), use_cache=True).logits[0, -1]
+            theirs = model(input_ids=step, **cache_argument(model, plain), use_cache=True).logits[0, -1]
             torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
     assert growing.layers[0].keys.data_ptr() == buffer  # same storage: written in place
     assert growing.get_seq_length() == plain.get_seq_length() == len(ids) + 8
@@ -196,7 +196,7 @@ def test_decode_steps_write_into_the_kv_cache_in_place(random_engine, smollm2_to
     before = snapshot.layers[0].keys.clone()
     growing.crop(-18)  # back into the snapshot's positions, then overwrite them in place
     with torch.inference_mode():
-        model(input_ids=torch.tensor([[99] * 18]), past_key_values=growing, use_cache=True)
+        model(input_ids=torch.tensor([[99] * 18]), **cache_argument(model, growing), use_cache=True)
     assert growing.layers[0].keys.data_ptr() == buffer
     assert not torch.equal(growing.layers[0].keys[:, :, len(ids) - 10 : len(ids)], before[:, :, len(ids) - 10 :])
     torch.testing.assert_close(snapshot.layers[0].keys, before)
