@@ -33,6 +33,9 @@ def print_step(console: Console, step: Step) -> None:
         if len(content) > OBSERVATION_PREVIEW_CHARS:
             content = content[:OBSERVATION_PREVIEW_CHARS] + f"… [{len(observation.content)} chars]"
         console.print(f"    [{style}]→ {escape(content)}[/] [dim]{observation.duration_seconds:.2f} s[/]")
+    for call in step.dropped_calls:
+        arguments = json.dumps(call.arguments, ensure_ascii=False)
+        console.print(f"  [dim strike]{escape(call.name)}({escape(arguments)})[/] [dim](not run: less likely than stopping)[/]")
     if step.is_final:
         console.print(Panel(escape(_render_output(step.output)), title="answer", border_style="green", expand=False))
 

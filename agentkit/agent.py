@@ -26,6 +26,7 @@ from agentkit.tool import Tool
 from agentkit.trace import TraceWriter
 from agentkit.types import Message, RunResult, Step, ToolCall, Usage
 from agentkit._threads import _iterate_in_thread
+from agentkit._pruning import prune_calls
 
 
 class Agent:
@@ -407,8 +408,14 @@ class Agent:
                 continue
             if trace:
                 self._trace_model_call(trace, index, len(rejected) + 1, generation, error=None)
+            dropped: list[ToolCall] = []
+            if self.step_format.limits.prune_calls:
+                parsed, dropped = await prune_calls(self.backend, request, parsed, self.step_format)
+                if dropped and trace:
+                    trace.event("calls_dropped", step=index, calls=[c.model_dump(mode="json") for c in dropped])
             result.context_tokens = generation.prompt_tokens or keeper.last_tokens
-            messages.append(Message(role="assistant", content=generation.text))
+            # The history shows the step as carried out: without the calls that were dropped.
+            messages.append(Message(role="assistant", content=self.step_format.render(parsed) if dropped else generation.text))
             return Step(
                 index=index,
                 thought=parsed.thought,
@@ -416,6 +423,7 @@ class Agent:
                 is_final=parsed.is_final,
                 output=parsed.final_answer,
                 raw_output=generation.text,
+                dropped_calls=dropped,
                 rejected_outputs=rejected,
                 usage=usage,
             )

@@ -76,3 +76,16 @@ class Backend(Protocol):
     async def agenerate(self, request: GenerationRequest) -> Generation:
         """Produce one reply without blocking the event loop."""
         ...
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A backend that can also say how likely given replies are (the local engine can; remote servers can't).
+
+    The agent uses it to check a step's extra tool calls against the same step without them
+    (`StepLimits.prune_calls`).
+    """
+
+    def score(self, request: GenerationRequest, replies: list[str]) -> list[float]:
+        """The log-probability of each reply as the model's whole reply to `request`."""
+        ...

@@ -44,6 +44,11 @@ class StepLimits:
     distinct_calls: identical calls (same tool, same arguments) in one step are made once. Under a
         grammar a small model tends to repeat its call until `max_calls`; turn this off for tools
         whose repeated call means something (e.g. `roll_die()` twice).
+    prune_calls: a step's last call is dropped while the model finds the step without it more
+        likely (its whole-reply log-probability, end of turn included), on backends that can score
+        replies (`agentkit.backend.Scorer`: the local engine). Greedy decoding commits to "one more
+        call" on a single token; this asks the model about the whole call it went on to write, which
+        removes the invented extra calls small models add (see benchmarks/RESULTS.md, BFCL).
     """
 
     thought_chars: int = 0
@@ -54,6 +59,7 @@ class StepLimits:
     key_chars: int = 40
     nonempty_strings: bool = True
     distinct_calls: bool = True
+    prune_calls: bool = True
 
 
 def distinct(calls: list[ToolCall]) -> list[ToolCall]:

@@ -89,6 +89,7 @@ class Step(BaseModel):
     is_final: bool = False
     output: Any = None
     raw_output: str = ""
+    dropped_calls: list[ToolCall] = Field(default_factory=list)  # written, but less likely than stopping (`StepLimits.prune_calls`)
     rejected_outputs: list[str] = Field(default_factory=list)  # invalid replies that were retried
     usage: Usage = Field(default_factory=Usage)
     tool_seconds: float = 0.0

@@ -16,9 +16,9 @@ from agentkit.backend import Generation, GenerationRequest
 from agentkit.errors import ContextOverflowError, ModelCapabilityError
 from agentkit.engine.chat import render_prompt
 from agentkit.engine.batching import BatchScheduler, Job
-from agentkit.engine.decode import DEFAULT_PREFILL_CHUNK
+from agentkit.engine.decode import DEFAULT_PREFILL_CHUNK, prefill
 from agentkit.engine.grammar import GrammarCompiler, TokenMask
-from agentkit.engine.kv_cache import PrefixCache, new_cache
+from agentkit.engine.kv_cache import PrefixCache, cache_argument, new_cache
 from agentkit.engine.model_info import native_tool_format
 from agentkit.engine.loading import (
     cached_conversion,
@@ -267,6 +267,50 @@ class LocalEngine:
                 "cancelled": result.finish_reason == "cancelled",
             },
         )
+
+    def score(self, request: GenerationRequest, replies: list[str]) -> list[float]:
+        """The log-probability the model gives each of `replies` as its whole reply to `request`.
+
+        Teacher-forced and unconstrained (the model's own belief, no grammar renormalising it), the
+        end-of-turn token included: "stop here" is part of the reply. The prompt's KV state comes
+        from the prefix cache, so scoring after a `generate` on the same prompt runs only the replies.
+
+        Example:
+            >>> engine.score(request, ['{"final_answer": "4"}', '{"final_answer": "5"}'])  # doctest: +SKIP
+            [-3.2, -7.9]
+        """
+        multimodal = self._multimodal(request.messages, request.tools)
+        if multimodal is not None:
+            prompt_text, prompt_ids, key_ids = multimodal.text, multimodal.ids, multimodal.key_ids
+        else:
+            prompt_text = render_prompt(self.tokenizer, request.messages, tools=request.tools)
+            prompt_ids = key_ids = self._tokenize(prompt_text)
+        end = [self.tokenizer.eos_token_id if self.tokenizer.eos_token_id in self.eos_ids else min(self.eos_ids)] if self.eos_ids else []
+        scores = []
+        for reply in replies:
+            reply_ids = list(self.tokenizer(reply, add_special_tokens=False)["input_ids"])
+            targets = reply_ids + end
+            if not targets:
+                scores.append(0.0)
+                continue
+            kv, reused = self.prefix_cache.take(key_ids, new_cache=new_cache)
+            inputs: dict[str, Any] = {}
+            if multimodal is not None and reused < multimodal.images_end:
+                kv, reused, inputs = new_cache(), 0, multimodal.inputs
+            with torch.inference_mode():
+                first = prefill(self.model, prompt_ids[reused:], kv, chunk=self.prefill_chunk, **inputs)
+                logits = [first[None]]
+                if len(targets) > 1:
+                    out = self.model(input_ids=torch.tensor([targets[:-1]], device=self.device), **cache_argument(self.model, kv), use_cache=True)
+                    logits.append(out.logits[0].float())
+                logprobs = torch.log_softmax(torch.cat(logits), dim=-1)
+                picked = logprobs.gather(1, torch.tensor(targets, device=logprobs.device)[:, None])
+            scores.append(float(picked.sum()))
+            # Keep the scored reply's KV state: the next step's prompt may continue this very reply.
+            self.prefix_cache.put(key_ids + targets[:-1], kv)
+            if multimodal is None:
+                self._remember(prompt_text + reply, prompt_ids + reply_ids)
+        return scores
 
     async def agenerate(self, request: GenerationRequest) -> Generation:
         """`generate` in a worker thread, so the event loop (and async tools) keep running.

@@ -25,6 +25,8 @@ def show_run(agent: Agent, task: str) -> object:
         print(f"step {step.index} ({step.usage.completion_tokens} tokens, {step.usage.generation_seconds:.1f} s): {step.raw_output}")
         for observation in step.observations:
             print(f"  -> {observation.name}: {observation.content[:300]}")
+        for call in step.dropped_calls:
+            print(f"  (not run, less likely than stopping: {call.name}({call.arguments}))")
         if step.is_final:
             output = step.output
             print(f"answer: {output!r}" if not isinstance(output, str) else f"answer: {output}")

@@ -37,6 +37,8 @@ def main(question: str) -> None:
         print(f"step {step.index} ({tokens} tokens, {step.usage.generation_seconds:.1f} s): {step.raw_output}")
         for observation in step.observations:
             print(f"  -> {observation.name}: {observation.content}")
+        for call in step.dropped_calls:
+            print(f"  (not run, less likely than stopping: {call.name}({call.arguments}))")
         if step.is_final:
             print(f"answer: {step.output}")
     print(f"total {time.perf_counter() - started:.1f} s")

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentkit.agent import Agent
-from agentkit.backend import Backend, Generation, GenerationRequest
+from agentkit.backend import Backend, Generation, GenerationRequest, Scorer
 from agentkit.errors import AgentkitError
 from agentkit.prompting import Example
 from agentkit.steps import StepLimits
@@ -190,6 +190,8 @@ class UnconstrainedBackend:
         self.context_window = backend.context_window
         self.name = getattr(backend, "name", type(backend).__name__)
         self.native_tool_format = getattr(backend, "native_tool_format", None)
+        if isinstance(backend, Scorer):  # the control differs from the real run in the grammar only
+            self.score = backend.score
 
     def _free(self, request: GenerationRequest) -> GenerationRequest:
         return request.model_copy(update={"json_schema": None, "grammar": None})

@@ -1,0 +1,56 @@
+"""Dropping the extra tool calls of a step that the model itself finds unlikely (`StepLimits.prune_calls`).
+
+Greedy decoding decides "one more call" on a single token (`,` rather than `]`), before the model
+has written the call; a small model then often invents one (a city from a few-shot example, the
+same tool with made-up values). With the whole step in hand the model can be asked the real
+question: is the step with its last call more likely than the step without it? The comparison is
+between two complete replies, end of turn included, so a second call the task asks for (copied
+confidently) survives and an invented one, whose every token was a guess, does not.
+
+Example:
+    >>> import asyncio
+    >>> from agentkit.testing import ScriptedBackend
+    >>> from agentkit.formats import make_tool_format
+    >>> from agentkit.registry import ToolRegistry
+    >>> from agentkit.steps import ParsedStep
+    >>> step = ParsedStep(thought=None, calls=[])
+    >>> asyncio.run(prune_calls(ScriptedBackend([]), None, step, make_tool_format("agentkit", ToolRegistry([]))))[1]
+    []
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from agentkit.backend import GenerationRequest, Scorer
+from agentkit.formats import ToolFormat
+from agentkit.steps import ParsedStep
+from agentkit.types import ToolCall
+
+
+async def prune_calls(
+    backend: Any, request: GenerationRequest | None, step: ParsedStep, step_format: ToolFormat
+) -> tuple[ParsedStep, list[ToolCall]]:
+    """`step` without the trailing calls the model scores below stopping before them, and the dropped calls.
+
+    Steps with fewer than two calls, and backends that cannot score (`Scorer`), are left as they are.
+    """
+    if len(step.calls) < 2 or request is None or not isinstance(backend, Scorer):
+        return step, []
+    kept = list(step.calls)
+    best = None
+    while len(kept) > 1:
+        longer = step_format.render(ParsedStep(thought=step.thought, calls=kept))
+        shorter = step_format.render(ParsedStep(thought=step.thought, calls=kept[:-1]))
+        if best is None:
+            best, without = await asyncio.to_thread(backend.score, request, [longer, shorter])
+        else:
+            (without,) = await asyncio.to_thread(backend.score, request, [shorter])
+        if without <= best:
+            break
+        kept, best = kept[:-1], without
+    dropped = step.calls[len(kept):]
+    if not dropped:
+        return step, []
+    return ParsedStep(thought=step.thought, calls=kept), dropped
