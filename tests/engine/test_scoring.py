@@ -77,3 +77,23 @@ def test_the_embedded_model_keeps_a_second_call_only_when_the_task_asks_for_it(s
 
     Agent(TwoCitiesThenAnswer(), tools=[get_weather], max_steps=2).run(task)
     assert made == kept
+
+
+def test_scoring_while_another_request_decodes_gives_the_same_numbers(smollm2_tokenizer, make_tiny_llama):
+    """Concurrent agents: one step's calls are scored while another agent's step is decoding."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agentkit.engine import LocalEngine
+
+    model = make_tiny_llama(smollm2_tokenizer, seed=8)
+    scored = GenerationRequest(messages=[Message(role="user", content="Weather in Oslo?")])
+    decoded = GenerationRequest(messages=[Message(role="user", content="Count to ten.")], max_tokens=40)
+    replies = ['{"calls": [{"name": "w", "arguments": {"city": "Oslo"}}]}', '{"final_answer": "sun"}']
+    alone = LocalEngine.from_model(model, smollm2_tokenizer, kv_cache_bytes=0)
+    alone_scores, alone_text = alone.score(scored, replies), alone.generate(decoded).text
+    engine = LocalEngine.from_model(model, smollm2_tokenizer, kv_cache_bytes=0)
+    with ThreadPoolExecutor(2) as pool:
+        text = pool.submit(engine.generate, decoded)
+        scores = pool.submit(lambda: [engine.score(scored, replies) for _ in range(3)])
+        assert text.result().text == alone_text
+        assert all(s == pytest.approx(alone_scores, abs=1e-4) for s in scores.result())
