@@ -39,6 +39,9 @@ class StepLimits:
     answer_chars: default maxLength for a string final answer (and strings inside `output_type`).
     array_items: default maxItems for arrays that set none.
     key_chars: length bound for the keys of maps (`dict[str, X]`).
+    int_digits: integers that set no `minimum`/`maximum` get at most this many digits (a small model
+        under a grammar otherwise writes 1000000... until the token limit). 18 keeps every int64
+        up to 10**18 - 1.
     nonempty_strings: required string arguments get minLength 1 (an empty required string is
         almost always a small model giving up, not a real value).
     distinct_calls: identical calls (same tool, same arguments) in one step are made once. Under a
@@ -57,6 +60,7 @@ class StepLimits:
     answer_chars: int = 600
     array_items: int = 16
     key_chars: int = 40
+    int_digits: int = 18
     nonempty_strings: bool = True
     distinct_calls: bool = True
     prune_calls: bool = True
@@ -291,11 +295,19 @@ def _hoist_defs(schema: dict[str, Any], *, prefix: str, into: dict[str, Any]) ->
 
 
 def _bound(node: Any, limits: StepLimits) -> Any:
-    """Add maxLength / maxItems / key bounds where the schema leaves them open; forbid undeclared keys."""
+    """Add maxLength / maxItems / key / integer bounds where the schema leaves them open; forbid undeclared keys."""
     if isinstance(node, dict):
         kind = node.get("type")
         if kind == "string" and not {"maxLength", "enum", "const", "pattern", "format"} & node.keys():
             node["maxLength"] = max(limits.string_chars, node.get("minLength", 0))
+        if kind == "integer" and not {"enum", "const"} & node.keys():
+            largest = 10**limits.int_digits - 1
+            low = node.get("minimum", node.get("exclusiveMinimum"))
+            high = node.get("maximum", node.get("exclusiveMaximum"))
+            if high is None and (low is None or low < largest):  # never below a user's own minimum
+                node["maximum"] = largest
+            if low is None and (high is None or high > -largest):
+                node["minimum"] = -largest
         if kind == "array" and "maxItems" not in node:
             node["maxItems"] = max(limits.array_items, node.get("minItems", 0))
         if kind == "object" and limits.nonempty_strings:

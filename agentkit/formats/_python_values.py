@@ -15,7 +15,6 @@ from typing import Any
 
 from agentkit.steps import StepLimits
 
-INT_DIGITS = 15  # a small model under a grammar otherwise writes 1000000... until the token limit
 FRACTION_DIGITS = 12
 # One character of a double-quoted string: anything but a quote, backslash or control character,
 # or an escape that means the same in Python and JSON.
@@ -71,10 +70,10 @@ class PythonGrammar:
             high = int(schema.get("maxLength", max(self.limits.string_chars, low)))
             return self._rule(f'/"{_STRING_CHAR}{{{low},{high}}}"/')
         if kind == "integer":
-            return self._rule(f"/-?(?:0|[1-9][0-9]{{0,{INT_DIGITS - 1}}})/")
+            return self._rule(f"/-?(?:0|[1-9][0-9]{{0,{self.limits.int_digits - 1}}})/")
         if kind == "number":
             return self._rule(
-                f"/-?(?:0|[1-9][0-9]{{0,{INT_DIGITS - 1}}})(?:\\.[0-9]{{1,{FRACTION_DIGITS}}})?(?:[eE][+-]?[0-9]{{1,3}})?/"
+                f"/-?(?:0|[1-9][0-9]{{0,{self.limits.int_digits - 1}}})(?:\\.[0-9]{{1,{FRACTION_DIGITS}}})?(?:[eE][+-]?[0-9]{{1,3}})?/"
             )
         if kind == "boolean":
             return self._rule('"True" | "False"')
@@ -152,7 +151,7 @@ class PythonGrammar:
             self.rules[name] = "PENDING"
             self._refs["_any"] = name
             string = f'/"{_STRING_CHAR}{{0,{self.limits.string_chars}}}"/'
-            number = f"/-?(?:0|[1-9][0-9]{{0,{INT_DIGITS - 1}}})(?:\\.[0-9]{{1,{FRACTION_DIGITS}}})?/"
+            number = f"/-?(?:0|[1-9][0-9]{{0,{self.limits.int_digits - 1}}})(?:\\.[0-9]{{1,{FRACTION_DIGITS}}})?/"
             key = f'/"{_STRING_CHAR}{{1,{self.limits.key_chars}}}"/'
             items = self._list(name, 0, self.limits.array_items)
             entries = self._list(self._rule(f'{key} ": " {name}'), 0, self.limits.array_items)

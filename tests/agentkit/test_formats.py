@@ -11,7 +11,7 @@ from agentkit import Agent, tool
 from agentkit.errors import ToolDefinitionError
 from agentkit.formats import FORMATS, make_tool_format
 from agentkit.registry import ToolRegistry
-from agentkit.steps import ParsedStep, StepParseError
+from agentkit.steps import ParsedStep, StepLimits, StepParseError
 from agentkit.testing import ScriptedBackend
 from agentkit.tools import calculator
 from agentkit.types import ToolCall
@@ -148,6 +148,19 @@ def test_grammar_rejects_wrong_argument_types_in_every_format(smollm2_tokenizer)
     }
     for name, text in bad.items():
         assert not _matches_grammar(smollm2_tokenizer, make_tool_format(name, REGISTRY), text), name
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_runaway_integers_are_cut_off_by_the_grammar_in_every_format(name, smollm2_tokenizer):
+    """A small model writes 1000000... until the token limit; the grammar stops it at `int_digits`."""
+    fmt = make_tool_format(name, REGISTRY, limits=StepLimits(int_digits=6))
+
+    def step(age: int) -> str:
+        call = TRICKY_CALLS[0].model_copy(update={"arguments": {**TRICKY_CALLS[0].arguments, "age": age}})
+        return fmt.render(ParsedStep(thought=None, calls=[call]))
+
+    assert _matches_grammar(smollm2_tokenizer, fmt, step(999999)) and _matches_grammar(smollm2_tokenizer, fmt, step(-999999))
+    assert not _matches_grammar(smollm2_tokenizer, fmt, step(1000000))
 
 
 def test_pythonic_optional_arguments_may_be_left_out_but_keep_their_order(smollm2_tokenizer):

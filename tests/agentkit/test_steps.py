@@ -156,7 +156,7 @@ def test_schema_hash_is_stable_and_tracks_the_tools():
 
 
 def test_grammar_schema_bounds_unbounded_strings_and_arrays_without_touching_schema():
-    limits = StepLimits(string_chars=33, array_items=5, key_chars=9)
+    limits = StepLimits(string_chars=33, array_items=5, key_chars=9, int_digits=4)
     fmt = StepFormat(ToolRegistry([place, draw, convert]), limits=limits)
     before = copy.deepcopy(fmt.schema)
     grammar = fmt.grammar_schema()
@@ -174,7 +174,7 @@ def test_grammar_schema_bounds_unbounded_strings_and_arrays_without_touching_sch
     assert "minLength" not in place_args["note"]  # optional ones may
     # A map's keys and size are bounded too.
     mapping = next(b for b in draw_args["meta"]["anyOf"] if b.get("type") == "object")
-    assert mapping["patternProperties"] == {"^.{0,9}$": {"type": "integer"}}
+    assert mapping["patternProperties"] == {"^.{0,9}$": {"type": "integer", "maximum": 9999, "minimum": -9999}}
     assert mapping["additionalProperties"] is False and mapping["maxProperties"] == 5
     # Enums and consts are not given string bounds.
     convert_args = variants["convert"]["properties"]["arguments"]["properties"]
@@ -214,6 +214,26 @@ def test_grammar_keeps_bounds_the_user_set():
     # A default bound never makes a user's minimum unsatisfiable.
     assert args["body"]["maxLength"] >= args["body"]["minLength"] == 500
     assert args["tags"]["maxItems"] >= args["tags"]["minItems"] == 20
+
+
+def test_integers_get_a_digit_bound_that_respects_the_users_own_bounds():
+    @tool
+    def pick(
+        count: int,
+        page: Annotated[int, Field(ge=1)],
+        huge: Annotated[int, Field(ge=10**30)],
+        level: Annotated[int, Field(le=3)],
+        ratio: float,
+    ) -> str:
+        """Pick."""
+        return "ok"
+
+    args = _variants(StepFormat(ToolRegistry([pick])).grammar_schema())["pick"]["properties"]["arguments"]["properties"]
+    assert (args["count"]["minimum"], args["count"]["maximum"]) == (-(10**18 - 1), 10**18 - 1)
+    assert (args["page"]["minimum"], args["page"]["maximum"]) == (1, 10**18 - 1)
+    assert args["huge"]["minimum"] == 10**30 and "maximum" not in args["huge"]  # never made unsatisfiable
+    assert (args["level"]["minimum"], args["level"]["maximum"]) == (-(10**18 - 1), 3)
+    assert "maximum" not in args["ratio"]  # floats keep exponents (6.02e23) and are left alone
 
 
 def test_grammar_bounds_strings_inside_the_output_type_by_answer_chars():
