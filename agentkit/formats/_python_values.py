@@ -28,7 +28,7 @@ class PythonGrammar:
         >>> g = PythonGrammar(StepLimits())
         >>> rule = g.value({"type": "integer"}, {})
         >>> g.rules[rule]
-        '/-?(?:0|[1-9][0-9]{0,14})/'
+        '/-?(?:0|[1-9][0-9]{0,17})/'
     """
 
     def __init__(self, limits: StepLimits, *, prefix: str = "v") -> None:
