@@ -72,3 +72,25 @@ def test_static_and_dynamic_engines_agree_on_cuda(smollm2_tokenizer, make_tiny_l
     dynamic = LocalEngine.from_model(model, smollm2_tokenizer, static_cache=False)
     request = GenerationRequest(messages=[Message(role="user", content="Say something")], max_tokens=32)
     assert static.generate(request).text == dynamic.generate(request).text
+
+
+def test_scoring_on_cuda_beside_the_compiled_static_slot(smollm2_tokenizer, make_tiny_llama):
+    """Call pruning scores replies with eager passes while the CUDA-graph step serves decoding."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agentkit import GenerationRequest, Message
+    from agentkit.engine import LocalEngine
+
+    model = make_tiny_llama(smollm2_tokenizer, seed=9).to("cuda", torch.float32)
+    engine = LocalEngine.from_model(model, smollm2_tokenizer, static_cache=True, compile=True)
+    cpu = LocalEngine.from_model(make_tiny_llama(smollm2_tokenizer, seed=9), smollm2_tokenizer)
+    scored = GenerationRequest(messages=[Message(role="user", content="Weather in Oslo?")])
+    decoded = GenerationRequest(messages=[Message(role="user", content="Count to ten.")], max_tokens=40)
+    replies = ['{"calls": [{"name": "w", "arguments": {"city": "Oslo"}}]}', '{"final_answer": "sun"}']
+    alone = engine.generate(decoded).text
+    with ThreadPoolExecutor(2) as pool:
+        text = pool.submit(engine.generate, decoded)
+        scores = pool.submit(lambda: [engine.score(scored, replies) for _ in range(3)])
+        assert text.result().text == alone
+        for row in scores.result():
+            assert row == pytest.approx(cpu.score(scored, replies), abs=2e-2)
