@@ -45,6 +45,7 @@ class Job:
     jump_forward: bool
     cancel: threading.Event | None = None  # set by the caller (e.g. a client that disconnected): stop early
     inputs: dict[str, Any] = field(default_factory=dict)  # prefill-only model inputs (an image's pixel_values)
+    inputs_end: int | None = None  # the position after the last image placeholder (the first prefill pass reaches it)
     multimodal: bool = False  # image patch tokens share ids across images: never continue in the static slot
     future: Future = field(default_factory=Future)
     tokens: list[int] = field(default_factory=list)
@@ -176,7 +177,7 @@ class BatchScheduler:
             self._prefill_into_slot(job, slot)
             return
         with torch.inference_mode():
-            job.logits = prefill(self.model, job.prompt_ids[job.cached_tokens :], job.cache, chunk=self.prefill_chunk, **job.inputs)
+            job.logits = prefill(self.model, job.prompt_ids[job.cached_tokens :], job.cache, chunk=self.prefill_chunk, inputs_end=job.inputs_end, **job.inputs)
         job.cache_ids = list(job.prompt_ids)
         job.forward_passes = 1
         job.prefill_seconds = time.perf_counter() - job.started

@@ -28,13 +28,16 @@ from agentkit.engine.kv_cache import cache_argument
 DEFAULT_PREFILL_CHUNK = 2048  # prompt tokens per prefill pass: bounds activation memory on long prompts
 
 
-def prefill(model: Any, ids: list[int], cache: Any, *, chunk: int = DEFAULT_PREFILL_CHUNK, **inputs: Any) -> torch.Tensor:
+def prefill(
+    model: Any, ids: list[int], cache: Any, *, chunk: int = DEFAULT_PREFILL_CHUNK, inputs_end: int | None = None, **inputs: Any
+) -> torch.Tensor:
     """Run `ids` through the model into `cache` in chunks of `chunk` tokens; return the last logits.
 
     One pass over a 128K-token prompt would hold activations (and, without a fused attention
     kernel, attention scores) for every position at once; chunks bound that to `chunk` positions
     against the cache, so memory grows with the KV cache alone. `inputs` (e.g. an image's
-    `pixel_values`) go with the first chunk, which must then hold every image placeholder.
+    `pixel_values`) go with the first chunk, which then reaches at least to `inputs_end` (the position
+    after the last image placeholder; unknown: the whole prompt in one pass).
 
     Example:
         >>> logits = prefill(model, prompt_ids, DynamicCache(), chunk=512)   # doctest: +SKIP
@@ -43,7 +46,9 @@ def prefill(model: Any, ids: list[int], cache: Any, *, chunk: int = DEFAULT_PREF
         raise ValueError("prefill needs at least one token.")
     chunk = max(1, chunk)
     device = model.device
-    first = len(ids) if inputs else chunk  # multimodal inputs must see all their placeholders at once
+    first = chunk
+    if inputs:  # the vision tower's features replace every placeholder in the first pass
+        first = len(ids) if inputs_end is None else max(chunk, inputs_end)
     logits = None
     start = 0
     while start < len(ids):

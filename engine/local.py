@@ -238,6 +238,7 @@ class LocalEngine:
             jump_forward=self.jump_forward,
             cancel=cancel,
             inputs=inputs,
+            inputs_end=multimodal.images_end if multimodal is not None else None,
             multimodal=multimodal is not None,
         )
         try:
@@ -298,7 +299,8 @@ class LocalEngine:
             if multimodal is not None and reused < multimodal.images_end:
                 kv, reused, inputs = new_cache(), 0, multimodal.inputs
             with torch.inference_mode():
-                first = prefill(self.model, prompt_ids[reused:], kv, chunk=self.prefill_chunk, **inputs)
+                inputs_end = multimodal.images_end if multimodal is not None else None
+                first = prefill(self.model, prompt_ids[reused:], kv, chunk=self.prefill_chunk, inputs_end=inputs_end, **inputs)
                 logits = [first[None]]
                 if len(targets) > 1:
                     out = self.model(input_ids=torch.tensor([targets[:-1]], device=self.device), **cache_argument(self.model, kv), use_cache=True)

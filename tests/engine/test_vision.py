@@ -97,6 +97,22 @@ def test_the_picture_reaches_the_model_exactly_as_transformers_feeds_it(vlm):
     assert _tokens(engine, _ask("red"))[0] != _tokens(engine, _ask("navy"))[0]  # the pixels matter
 
 
+def test_a_long_prompt_after_the_picture_is_prefilled_in_chunks_exactly(vlm):
+    """The first pass holds every image placeholder; the text after it goes `prefill_chunk` tokens at a time."""
+    engine = _engine(vlm, kv_cache_bytes=0, prefill_chunk=4)
+    request = _ask("red", "Describe the picture, its colours, its size, and what it might show, in detail.")
+    passes: list[int] = []
+    hook = vlm[0].register_forward_pre_hook(lambda module, args, kwargs: passes.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    try:
+        tokens, _ = _tokens(engine, request)
+    finally:
+        hook.remove()
+    assert tokens == _reference(vlm, request)
+    first, *rest = passes
+    assert PATCH_TOKENS < first < engine.count_tokens(request.messages)  # the picture whole, not the prompt
+    assert rest[0] == 4  # then chunks
+
+
 def test_the_kv_cache_never_serves_one_picture_for_another(vlm):
     warm, cold = _engine(vlm), _engine(vlm, kv_cache_bytes=0)
     first = warm.generate(_ask("red"))
