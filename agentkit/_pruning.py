@@ -9,12 +9,14 @@ confidently) survives and an invented one, whose every token was a guess, does n
 
 Example:
     >>> import asyncio
+    >>> from agentkit.backend import GenerationRequest
     >>> from agentkit.testing import ScriptedBackend
     >>> from agentkit.formats import make_tool_format
     >>> from agentkit.registry import ToolRegistry
     >>> from agentkit.steps import ParsedStep
-    >>> step = ParsedStep(thought=None, calls=[])
-    >>> asyncio.run(prune_calls(ScriptedBackend([]), None, step, make_tool_format("agentkit", ToolRegistry([]))))[1]
+    >>> step = ParsedStep(thought=None, calls=[])   # nothing to prune, and a backend that cannot score
+    >>> fmt = make_tool_format("agentkit", ToolRegistry([]))
+    >>> asyncio.run(prune_calls(ScriptedBackend([]), GenerationRequest(messages=[]), step, fmt))[1]
     []
 """
 
@@ -30,13 +32,13 @@ from agentkit.types import ToolCall
 
 
 async def prune_calls(
-    backend: Any, request: GenerationRequest | None, step: ParsedStep, step_format: ToolFormat
+    backend: Any, request: GenerationRequest, step: ParsedStep, step_format: ToolFormat
 ) -> tuple[ParsedStep, list[ToolCall]]:
     """`step` without the trailing calls the model scores below stopping before them, and the dropped calls.
 
     Steps with fewer than two calls, and backends that cannot score (`Scorer`), are left as they are.
     """
-    if len(step.calls) < 2 or request is None or not isinstance(backend, Scorer):
+    if len(step.calls) < 2 or not isinstance(backend, Scorer):
         return step, []
     kept = list(step.calls)
     best = None

@@ -170,8 +170,10 @@ def decode(
         cache, cached_tokens = new_cache(), 0
     device = model.device
 
+    cache_kwargs = cache_argument(model, cache)  # once, not per token
+
     def forward(ids: list[int]) -> torch.Tensor:
-        out = model(input_ids=torch.tensor([ids], device=device), **cache_argument(model, cache), use_cache=True, logits_to_keep=1)
+        out = model(input_ids=torch.tensor([ids], device=device), **cache_kwargs, use_cache=True, logits_to_keep=1)
         return out.logits[0, -1].float()
 
     started = time.perf_counter()

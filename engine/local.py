@@ -187,6 +187,23 @@ class LocalEngine:
 
         return prepare_prompt(self.processor, self.model, messages, tools)
 
+    def _prompt(self, request: GenerationRequest) -> tuple[str, list[int], list[int], Any]:
+        """The request's prompt: text, token ids, prefix-cache key ids, and its images prepared (or None)."""
+        multimodal = self._multimodal(request.messages, request.tools)
+        if multimodal is not None:
+            return multimodal.text, multimodal.ids, multimodal.key_ids, multimodal
+        prompt_text = render_prompt(self.tokenizer, request.messages, tools=request.tools)
+        prompt_ids = self._tokenize(prompt_text)
+        return prompt_text, prompt_ids, prompt_ids, None
+
+    def _cached_start(self, key_ids: list[int], multimodal: Any) -> tuple[Any, int, dict[str, Any]]:
+        """`(kv, reused, inputs)`: the longest cached prefix, and the image inputs if prefill must see them."""
+        kv, reused = self.prefix_cache.take(key_ids, new_cache=new_cache)
+        if multimodal is not None and reused < multimodal.images_end:
+            # The vision tower must see every image: prefill from the start (only a longer shared prefix skips it).
+            return new_cache(), 0, multimodal.inputs
+        return kv, reused, {}
+
     def generate(self, request: GenerationRequest, *, cancel: threading.Event | None = None) -> Generation:
         """Decode one reply; constrained to `request.grammar` or `request.json_schema` when set.
 
@@ -194,12 +211,7 @@ class LocalEngine:
         the reply so far comes back with `finish_reason="length"` and `details["cancelled"]` true.
         """
         started = time.perf_counter()
-        multimodal = self._multimodal(request.messages, request.tools)
-        if multimodal is not None:
-            prompt_text, prompt_ids, key_ids = multimodal.text, multimodal.ids, multimodal.key_ids
-        else:
-            prompt_text = render_prompt(self.tokenizer, request.messages, tools=request.tools)
-            prompt_ids = key_ids = self._tokenize(prompt_text)
+        prompt_text, prompt_ids, key_ids, multimodal = self._prompt(request)
         if self.context_window and len(prompt_ids) + request.max_tokens > self.context_window:
             raise ContextOverflowError(
                 f"The prompt has {len(prompt_ids)} tokens and the reply may need up to {request.max_tokens} more, "
@@ -219,11 +231,7 @@ class LocalEngine:
                 generator.seed()  # fresh entropy for this generator only; the global RNG is left alone
         constraint = request.grammar if request.grammar is not None else request.json_schema
         matcher = self.grammars.matcher(constraint) if constraint is not None else None
-        kv, reused = self.prefix_cache.take(key_ids, new_cache=new_cache)
-        inputs: dict[str, Any] = {}
-        if multimodal is not None and reused < multimodal.images_end:
-            # The vision tower must see every image: prefill from the start (only a longer shared prefix skips it).
-            kv, reused, inputs = new_cache(), 0, multimodal.inputs
+        kv, reused, inputs = self._cached_start(key_ids, multimodal)
         job = Job(
             prompt_ids=prompt_ids,
             cache=kv,
@@ -280,12 +288,7 @@ class LocalEngine:
             >>> engine.score(request, ['{"final_answer": "4"}', '{"final_answer": "5"}'])  # doctest: +SKIP
             [-3.2, -7.9]
         """
-        multimodal = self._multimodal(request.messages, request.tools)
-        if multimodal is not None:
-            prompt_text, prompt_ids, key_ids = multimodal.text, multimodal.ids, multimodal.key_ids
-        else:
-            prompt_text = render_prompt(self.tokenizer, request.messages, tools=request.tools)
-            prompt_ids = key_ids = self._tokenize(prompt_text)
+        prompt_text, prompt_ids, key_ids, multimodal = self._prompt(request)
         end = [self.tokenizer.eos_token_id if self.tokenizer.eos_token_id in self.eos_ids else min(self.eos_ids)] if self.eos_ids else []
         scores = []
         for reply in replies:
@@ -294,10 +297,7 @@ class LocalEngine:
             if not targets:
                 scores.append(0.0)
                 continue
-            kv, reused = self.prefix_cache.take(key_ids, new_cache=new_cache)
-            inputs: dict[str, Any] = {}
-            if multimodal is not None and reused < multimodal.images_end:
-                kv, reused, inputs = new_cache(), 0, multimodal.inputs
+            kv, reused, inputs = self._cached_start(key_ids, multimodal)
             with torch.inference_mode():
                 inputs_end = multimodal.images_end if multimodal is not None else None
                 first = prefill(self.model, prompt_ids[reused:], kv, chunk=self.prefill_chunk, inputs_end=inputs_end, **inputs)
