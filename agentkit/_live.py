@@ -36,6 +36,9 @@ def print_step(console: Console, step: Step) -> None:
     for call in step.dropped_calls:
         arguments = json.dumps(call.arguments, ensure_ascii=False)
         console.print(f"  [dim strike]{escape(call.name)}({escape(arguments)})[/] [dim](not run: less likely than stopping)[/]")
+    for call in step.guessed_calls:
+        arguments = json.dumps(call.arguments, ensure_ascii=False)
+        console.print(f"  [dim strike]{escape(call.name)}({escape(arguments)})[/] [dim](not run: its values are not in the conversation)[/]")
     if step.is_final:
         console.print(Panel(escape(_render_output(step.output)), title="answer", border_style="green", expand=False))
 

@@ -20,12 +20,13 @@ from agentkit.images import to_image
 from agentkit.prompting import DEFAULT_EXAMPLES, Example, example_messages, invalid_step_message, observation_message, system_prompt
 from agentkit.policy import Approver, ToolPolicy
 from agentkit.registry import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_CHARS, DEFAULT_TIMEOUT_SECONDS, ToolRegistry
-from agentkit.formats import ToolFormat, make_tool_format
+from agentkit.formats import FORMATS, ToolFormat, make_tool_format
 from agentkit.steps import StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.trace import TraceWriter
 from agentkit.types import Message, RunResult, Step, ToolCall, Usage
 from agentkit._threads import _iterate_in_thread
+from agentkit._grounding import drop_ungrounded
 from agentkit._pruning import prune_calls
 
 
@@ -132,6 +133,11 @@ class Agent:
         self.seed = seed
         self.max_invalid_retries = max_invalid_retries
         self._constraint = tool_format.constraint()
+        # The same format without tools can only answer: asked when every call of a step was a guess.
+        self._answer_format = (
+            make_tool_format(tool_format.name, ToolRegistry([]), output_type=output_type, limits=tool_format.limits)
+            if tool_format.name in FORMATS else None
+        )
         self._tool_specs = self.registry.function_specs() if self.native_tools else None
         self.trace_path = trace
         self.context = context_policy(context)
@@ -413,9 +419,27 @@ class Agent:
                 parsed, dropped = await prune_calls(self.backend, request, parsed, self.step_format)
                 if dropped and trace:
                     trace.event("calls_dropped", step=index, calls=[c.model_dump(mode="json") for c in dropped])
+            guesses: list[ToolCall] = []
+            if self.step_format.limits.grounded_calls and parsed.calls:
+                conversation = "\n".join(m.content for m in messages[len(self._prefix) :])
+                parsed, guesses, answer = await drop_ungrounded(
+                    self.backend, request, parsed, self.registry, conversation, self._answer_format, step_index=index
+                )
+                if answer is not None:
+                    if trace:
+                        self._trace_model_call(trace, index, len(rejected) + 2, answer, error=None if guesses else "not a valid answer")
+                    usage = usage + Usage(
+                        prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens, model_calls=1,
+                        generation_seconds=answer.seconds,
+                    )
+                    if guesses:
+                        generation = answer  # the step is now this answer
+                if guesses and trace:
+                    trace.event("calls_dropped", step=index, calls=[c.model_dump(mode="json") for c in guesses], reason="ungrounded")
             result.context_tokens = generation.prompt_tokens or keeper.last_tokens
             # The history shows the step as carried out: without the calls that were dropped.
-            messages.append(Message(role="assistant", content=self.step_format.render(parsed) if dropped else generation.text))
+            carried_out = self.step_format.render(parsed) if dropped or guesses else generation.text
+            messages.append(Message(role="assistant", content=carried_out))
             return Step(
                 index=index,
                 thought=parsed.thought,
@@ -424,6 +448,7 @@ class Agent:
                 output=parsed.final_answer,
                 raw_output=generation.text,
                 dropped_calls=dropped,
+                guessed_calls=guesses,
                 rejected_outputs=rejected,
                 usage=usage,
             )

@@ -52,6 +52,12 @@ class StepLimits:
         replies (`agentkit.backend.Scorer`: the local engine). Greedy decoding commits to "one more
         call" on a single token; this asks the model about the whole call it went on to write, which
         removes the invented extra calls small models add (see benchmarks/RESULTS.md, BFCL).
+    grounded_calls: a call none of whose freely chosen argument values (numbers, words; not
+        booleans or enum choices) appears in the conversation (the task, earlier turns, tool
+        results; not the system prompt or the few-shot examples) is dropped as a guess, and a step
+        left without calls is asked again for an answer. Small models call some tool for every
+        task, inventing the values when none fits; turn this off for tools whose arguments the
+        model must work out itself (`get_weather(city="Paris")` for "the capital of France").
     """
 
     thought_chars: int = 0
@@ -64,6 +70,7 @@ class StepLimits:
     nonempty_strings: bool = True
     distinct_calls: bool = True
     prune_calls: bool = True
+    grounded_calls: bool = True
 
 
 def distinct(calls: list[ToolCall]) -> list[ToolCall]:

@@ -90,6 +90,7 @@ class Step(BaseModel):
     output: Any = None
     raw_output: str = ""
     dropped_calls: list[ToolCall] = Field(default_factory=list)  # written, but less likely than stopping (`StepLimits.prune_calls`)
+    guessed_calls: list[ToolCall] = Field(default_factory=list)  # written with invented values only (`StepLimits.grounded_calls`)
     rejected_outputs: list[str] = Field(default_factory=list)  # invalid replies that were retried
     usage: Usage = Field(default_factory=Usage)
     tool_seconds: float = 0.0

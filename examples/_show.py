@@ -27,6 +27,8 @@ def show_run(agent: Agent, task: str) -> object:
             print(f"  -> {observation.name}: {observation.content[:300]}")
         for call in step.dropped_calls:
             print(f"  (not run, less likely than stopping: {call.name}({call.arguments}))")
+        for call in step.guessed_calls:
+            print(f"  (not run, its values are not in the conversation: {call.name}({call.arguments}))")
         if step.is_final:
             output = step.output
             print(f"answer: {output!r}" if not isinstance(output, str) else f"answer: {output}")

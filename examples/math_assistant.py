@@ -39,6 +39,8 @@ def main(question: str) -> None:
             print(f"  -> {observation.name}: {observation.content}")
         for call in step.dropped_calls:
             print(f"  (not run, less likely than stopping: {call.name}({call.arguments}))")
+        for call in step.guessed_calls:
+            print(f"  (not run, its values are not in the conversation: {call.name}({call.arguments}))")
         if step.is_final:
             print(f"answer: {step.output}")
     print(f"total {time.perf_counter() - started:.1f} s")

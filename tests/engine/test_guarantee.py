@@ -139,8 +139,9 @@ def test_random_weights_give_only_valid_steps_over_100_seeds(random_engine):
     # The random model explored the union: several tools were called and some runs ended with an answer.
     assert len(calls_seen) >= 4, calls_seen
     assert finals > 0
-    # One tool set, one schema: compiled once however many agents and seeds used it.
-    assert random_engine.grammars.compilations == 1
+    # One tool set: its step schema (and the answer-only one asked when every call was a guess,
+    # `StepLimits.grounded_calls`) compiled once each however many agents and seeds used them.
+    assert random_engine.grammars.compilations <= 2
 
 
 @pytest.mark.parametrize("tool_format", ["llama3_json", "pythonic", "hermes"])

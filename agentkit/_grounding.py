@@ -1,0 +1,131 @@
+"""Grounded calls (`StepLimits.grounded_calls`): a call whose numbers and every other value are invented is a guess.
+
+A small model under a grammar always writes a well-formed call, including when no tool fits the
+task: it then fills the arguments with values from nowhere (`calculate_time(distance=100,
+speed=20)` for "What's the time right now?"). A call the task asks for takes at least one of its
+values from the conversation: a number, a name, a word of the task, of an earlier turn or of a
+tool's result. So a call with numbers of its own choosing none of whose values appears there is
+dropped, and the agent asks the model for its answer instead.
+
+Only numbers condemn a call: strings are often composed rather than copied (a shell command for
+"check the disk usage", a search query), so a call without numbers is always kept. Booleans, empty
+strings and values a tool's schema fixes to a list (`enum`, `const`) say nothing about where they
+came from and are not looked at. A value counts as found when the number (also as a percentage)
+or one of its words occurs in the conversation, so the test errs towards keeping calls.
+
+Example:
+    >>> from agentkit.types import ToolCall
+    >>> call = ToolCall(id="1", name="get_forecast", arguments={"city": "Lima", "days": 3})
+    >>> is_grounded(call, {}, "Will it rain in Lima this week?")      # Lima is in the task
+    True
+    >>> is_grounded(call, {}, "What is the capital of Peru?")         # 3 and Lima are both invented
+    False
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from agentkit.backend import Generation, GenerationRequest
+from agentkit.formats import ToolFormat
+from agentkit.registry import ToolRegistry
+from agentkit.steps import ParsedStep, StepParseError
+from agentkit.types import ToolCall
+
+_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+_WORD = re.compile(r"\w+")
+
+
+async def drop_ungrounded(
+    backend: Any, request: GenerationRequest, step: ParsedStep, registry: ToolRegistry, conversation: str,
+    answer_format: ToolFormat | None, *, step_index: int,
+) -> tuple[ParsedStep, list[ToolCall], Generation | None]:
+    """`step` without its ungrounded calls, the calls dropped, and the answer generation if one was needed.
+
+    When no call is left, the model is asked the same request again under `answer_format` (the
+    step format with no tools: it can only answer). If that reply is not a valid answer (cut off),
+    or there is no `answer_format`, the step stays as it was: grounding never loses a step.
+    """
+    ungrounded = [c for c in step.calls if c.name in registry and not is_grounded(c, registry.get(c.name).parameters, conversation)]
+    if not ungrounded:
+        return step, [], None
+    kept = [c for c in step.calls if c not in ungrounded]
+    if kept:
+        return ParsedStep(thought=step.thought, calls=kept), ungrounded, None
+    if answer_format is None:
+        return step, [], None
+    constraint = {"json_schema": None, "grammar": None, **answer_format.constraint()}
+    generation = await backend.agenerate(request.model_copy(update=constraint))
+    if generation.finish_reason == "length":
+        return step, [], generation
+    try:
+        answer = answer_format.parse(generation.text, step_index=step_index)
+    except StepParseError:
+        return step, [], generation
+    return answer, ungrounded, generation
+
+
+def is_grounded(call: ToolCall, parameters: dict[str, Any], conversation: str) -> bool:
+    """False when `call` has numbers the model chose and none of its chosen values occurs in `conversation`.
+
+    `parameters` is the tool's JSON Schema (its `properties` say which values are fixed choices).
+    """
+    properties = parameters.get("properties", {})
+    values = [
+        v for name, value in call.arguments.items() if not _fixed_choice(properties.get(name, {}))
+        for v in _leaves(value) if _judged(v)
+    ]
+    if not any(isinstance(v, (int, float)) for v in values):
+        return True  # only numbers condemn: strings are too often composed (a shell command, a query)
+    text = conversation.lower()
+    numbers = [float(n.replace(",", "")) for n in _NUMBER.findall(text)]
+    return any(_found(v, text, numbers) for v in values)
+
+
+def _fixed_choice(schema: dict[str, Any]) -> bool:
+    if "enum" in schema or "const" in schema:
+        return True
+    items = schema.get("items")
+    return isinstance(items, dict) and ("enum" in items or "const" in items)
+
+
+def _leaves(value: Any) -> Iterator[Any]:
+    if isinstance(value, dict):
+        for inner in value.values():
+            yield from _leaves(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _leaves(inner)
+    else:
+        yield value
+
+
+def _judged(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return False
+    return not (isinstance(value, str) and not value.strip())
+
+
+def _found(value: Any, text: str, numbers: list[float]) -> bool:
+    if isinstance(value, (int, float)):
+        target = abs(float(value))
+        # 0.05 for "5%" and 5 for "0.05" count too.
+        return any(math.isclose(n, t, rel_tol=1e-9, abs_tol=1e-12) for n in numbers for t in (target, target * 100, target / 100))
+    string = str(value).lower().strip()
+    words = _WORD.findall(string)
+    if not words:  # only symbols or emoji: the value itself
+        return string in text
+    return any(_word_found(w, text) for w in words)
+
+
+def _word_found(word: str, text: str) -> bool:
+    if word.isascii():
+        # One letter ("C" for a note, "x" for a variable) only as a word of its own.
+        return word in text if len(word) >= 2 else re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text) is not None
+    # Scripts without spaces (Chinese, Japanese) make one long "word": any two adjacent characters do.
+    if len(word) < 2:
+        return word in text
+    return any(word[i : i + 2] in text for i in range(len(word) - 1))
