@@ -382,12 +382,7 @@ class Agent:
                     continue
                 exc.partial = result
                 raise exc from None
-            usage = usage + Usage(
-                prompt_tokens=generation.prompt_tokens,
-                completion_tokens=generation.completion_tokens,
-                model_calls=1,
-                generation_seconds=generation.seconds,
-            )
+            usage = usage + Usage.of(generation)
             try:
                 if generation.finish_reason == "length":
                     raise StepParseError(
@@ -428,10 +423,7 @@ class Agent:
                 if answer is not None:
                     if trace:
                         self._trace_model_call(trace, index, len(rejected) + 2, answer, error=None if guesses else "not a valid answer")
-                    usage = usage + Usage(
-                        prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens, model_calls=1,
-                        generation_seconds=answer.seconds,
-                    )
+                    usage = usage + Usage.of(answer)
                     if guesses:
                         generation = answer  # the step is now this answer
                 if guesses and trace:

@@ -169,10 +169,7 @@ class ContextKeeper:
             generation = await self.backend.agenerate(request)
         except ContextOverflowError:
             return [], Usage()  # too big to summarise: the caller drops instead
-        usage = Usage(
-            prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens, model_calls=1,
-            generation_seconds=generation.seconds,
-        )
+        usage = Usage.of(generation)
         summary = generation.text.strip() or "(empty summary)"
         first, rest = candidates[0], candidates[1:]
         messages[first] = Message(role="tool", name="summary", content=render("summary_observation.jinja", summary=summary, count=len(candidates)))

@@ -52,12 +52,13 @@ class StepLimits:
         replies (`agentkit.backend.Scorer`: the local engine). Greedy decoding commits to "one more
         call" on a single token; this asks the model about the whole call it went on to write, which
         removes the invented extra calls small models add (see benchmarks/RESULTS.md, BFCL).
-    grounded_calls: a call none of whose freely chosen argument values (numbers, words; not
-        booleans or enum choices) appears in the conversation (the task, earlier turns, tool
-        results; not the system prompt or the few-shot examples) is dropped as a guess, and a step
-        left without calls is asked again for an answer. Small models call some tool for every
-        task, inventing the values when none fits; turn this off for tools whose arguments the
-        model must work out itself (`get_weather(city="Paris")` for "the capital of France").
+    grounded_calls: a call with numbers of the model's own choosing none of whose values
+        (numbers, also as percentages, or words; not booleans or enum choices) appears in the
+        conversation (the task, earlier turns, tool results; not the system prompt or the few-shot
+        examples) is dropped as a guess, and a step left without calls is asked again for an
+        answer. Calls without such numbers are never judged. Small models call some tool for every
+        task, inventing the values when none fits; turn this off when the model must work out
+        every number itself (`get_forecast(days=7)` alone for "the weather next week").
     """
 
     thought_chars: int = 0

@@ -35,6 +35,14 @@ class Usage(BaseModel):
     model_calls: int = 0
     generation_seconds: float = 0.0
 
+    @classmethod
+    def of(cls, generation: Any) -> Usage:
+        """The usage of one model call (an `agentkit.backend.Generation`)."""
+        return cls(
+            prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens, model_calls=1,
+            generation_seconds=generation.seconds,
+        )
+
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
