@@ -31,11 +31,9 @@ class GrammarCompiler:
 
     def __init__(self, hf_tokenizer: Any, *, cache_size: int = 64) -> None:
         import llguidance
-        import llguidance.hf
 
         self._llguidance = llguidance
-        eos = hf_tokenizer.eos_token_id
-        self.tokenizer = llguidance.hf.from_tokenizer(hf_tokenizer, eos_token=eos)
+        self.tokenizer = grammar_tokenizer(hf_tokenizer)
         self.vocab_size = self.tokenizer.vocab_size
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._cache_size = cache_size
@@ -76,6 +74,53 @@ class GrammarCompiler:
         if matcher.is_error():
             raise GrammarError(f"The grammar failed to start: {matcher.get_error()}")
         return matcher
+
+
+def grammar_tokenizer(hf_tokenizer: Any) -> Any:
+    """llguidance's token table for `hf_tokenizer`, with special tokens exactly the tokenizer's own.
+
+    llguidance marks every added token special (a special token matches no text, only its own
+    `<[id]>` in a grammar). But tokenizers also add ordinary tokens: Qwen2.5's `<tool_call>` and
+    `</tool_call>` are added with `special: false`, are matched in text by the tokenizer, and are what
+    the model writes. Treated as special, the model's one-token `<tool_call>` was masked and
+    jump-forward (which tokenises forced text with the real tokenizer) produced `</tool_call>` as the
+    added token, which the matcher then refused. So the table is rebuilt here: the same bytes for every
+    token, special only where the tokenizer says so, and forced text tokenised the way the tokenizer
+    tokenises a reply (non-special added tokens matched, special ones never made from text).
+
+    Example:
+        >>> table = grammar_tokenizer(qwen_tokenizer)   # doctest: +SKIP
+        >>> table.is_special_token(151657), table.is_special_token(151645)  # <tool_call>, <|im_end|>  # doctest: +SKIP
+        (False, True)
+    """
+    import llguidance
+    import llguidance.hf
+
+    eos = hf_tokenizer.eos_token_id
+    base = llguidance.hf.from_tokenizer(hf_tokenizer, eos_token=eos)
+    added = getattr(hf_tokenizer, "added_tokens_decoder", None) or {}
+    ordinary = {i for i, token in added.items() if not getattr(token, "special", True) and i < base.vocab_size}
+    if not any(base.is_special_token(i) for i in ordinary):
+        return base  # nothing to correct: keep llguidance's own table
+    return llguidance.LLTokenizer(_TokenTable(hf_tokenizer, base, ordinary), eos_token=eos)
+
+
+class _TokenTable:
+    """The `llguidance.TokenizerWrapper` interface: every token's bytes, the special ids, and a tokenize call."""
+
+    def __init__(self, hf_tokenizer: Any, base: Any, ordinary: set[int]) -> None:
+        self.eos_token_id = hf_tokenizer.eos_token_id
+        self.bos_token_id = hf_tokenizer.bos_token_id
+        self.tokens = [base.decode_bytes([i]) for i in range(base.vocab_size)]
+        self.special_token_ids = [i for i in range(base.vocab_size) if base.is_special_token(i) and i not in ordinary]
+        self.is_tokenizer_wrapper = True
+        self._hf = hf_tokenizer
+
+    def __call__(self, text: str | bytes) -> list[int]:
+        if isinstance(text, bytes):  # llguidance asks for bytes only when they are valid UTF-8
+            text = text.decode("utf-8")
+        # split_special_tokens: text never becomes a special token; non-special added tokens still match.
+        return list(self._hf(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
 
 class TokenMask:

@@ -10,14 +10,13 @@ One block per call, separated by a newline; anything else is the final answer.
 from __future__ import annotations
 
 import json
-import re
 
 from agentkit.formats.base import TextAnswerFormat, _json_rule, repeat
 from agentkit.registry import ToolRegistry  # noqa: F401 - used by the docstring example
 from agentkit.steps import StepParseError
 from agentkit.types import ToolCall
 
-_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
 
 
 class HermesFormat(TextAnswerFormat):
@@ -41,20 +40,27 @@ class HermesFormat(TextAnswerFormat):
         }
 
     def _parse_calls(self, text: str, step_index: int) -> list[ToolCall] | None:
-        blocks = _BLOCK.findall(text)
-        if not blocks:
+        if OPEN not in text:
             return None
-        calls = []
-        for i, block in enumerate(blocks):
+        # Each block's JSON is read with a JSON decoder, not up to the next `</tool_call>`: an argument
+        # may itself contain the marker text (a prompt-injected value, or a random model's string).
+        decoder = json.JSONDecoder()
+        calls, position = [], 0
+        while (start := text.find(OPEN, position)) != -1:
+            body = start + len(OPEN)
+            body += len(text[body:]) - len(text[body:].lstrip())
             try:
-                data = json.loads(block.strip())
+                data, position = decoder.raw_decode(text, body)
             except json.JSONDecodeError as exc:
-                raise StepParseError(f"Tool call {i + 1} is not valid JSON ({exc.msg}).") from None
-            calls.append(self._call_from_object(data, i, step_index))
+                raise StepParseError(f"Tool call {len(calls) + 1} is not valid JSON ({exc.msg}).") from None
+            calls.append(self._call_from_object(data, len(calls), step_index))
+            rest = text[position:].lstrip()
+            if rest.startswith(CLOSE):
+                position = len(text) - len(rest) + len(CLOSE)
         return calls
 
     def render_calls(self, calls: list[ToolCall]) -> str:
         return "\n".join(
-            "<tool_call>\n" + json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False) + "\n</tool_call>"
+            OPEN + "\n" + json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False) + "\n" + CLOSE
             for c in calls
         )
