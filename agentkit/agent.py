@@ -39,8 +39,10 @@ class Agent:
         instructions: the agent's role and rules, put first in the system prompt.
         output_type: type of the final answer: `str` (default), or e.g. a pydantic model.
         max_steps: model calls that may produce a step before `MaxStepsExceeded` is raised.
-        examples: few-shot `Example`s rendered as conversation turns before the task; None uses a
-            generic one (`agentkit.prompting.DEFAULT_EXAMPLES`), [] uses none.
+        examples: few-shot `Example`s rendered as conversation turns before the task; None uses
+            generic ones (`agentkit.prompting.DEFAULT_EXAMPLES`) for models without a tool format of
+            their own, and none for tool-tuned models whose template renders the tools (they know
+            how to call; a generic example only gives them a fictional tool to copy); [] uses none.
         limits: bounds the grammar puts on a step (thought length, calls per step, string sizes).
         max_step_tokens: most tokens the model may write in one step.
         temperature, top_p, seed: sampling; temperature 0 is greedy.
@@ -119,7 +121,6 @@ class Agent:
         self.instructions = instructions
         self.output_type = output_type
         self.max_steps = max_steps
-        self.examples = list(DEFAULT_EXAMPLES if examples is None else examples)
         native = getattr(backend, "native_tool_format", None)  # the format the model's template renders tools in
         if isinstance(tool_format, str):
             name = (native or "agentkit") if tool_format == "auto" else tool_format
@@ -127,6 +128,9 @@ class Agent:
         self.tool_format: ToolFormat = tool_format
         # The model's own template describes the tools when it was tuned on this very format.
         self.native_tools = bool(native) and native == tool_format.name and len(self.registry) > 0
+        if examples is None:
+            examples = [] if self.native_tools else DEFAULT_EXAMPLES
+        self.examples = list(examples)
         self.max_step_tokens = max_step_tokens
         self.temperature = temperature
         self.top_p = top_p
@@ -410,12 +414,13 @@ class Agent:
             if trace:
                 self._trace_model_call(trace, index, len(rejected) + 1, generation, error=None)
             dropped: list[ToolCall] = []
-            if self.step_format.limits.prune_calls:
+            prune, grounded = self.step_format.limits.small_model_checks(self.step_format.name)
+            if prune:
                 parsed, dropped = await prune_calls(self.backend, request, parsed, self.step_format)
                 if dropped and trace:
                     trace.event("calls_dropped", step=index, calls=[c.model_dump(mode="json") for c in dropped])
             guesses: list[ToolCall] = []
-            if self.step_format.limits.grounded_calls and parsed.calls:
+            if grounded and parsed.calls:
                 conversation = "\n".join(m.content for m in messages[len(self._prefix) :])
                 parsed, guesses, answer = await drop_ungrounded(
                     self.backend, request, parsed, self.registry, conversation, self._answer_format, step_index=index
@@ -429,8 +434,10 @@ class Agent:
                 if guesses and trace:
                     trace.event("calls_dropped", step=index, calls=[c.model_dump(mode="json") for c in guesses], reason="ungrounded")
             result.context_tokens = generation.prompt_tokens or keeper.last_tokens
-            # The history shows the step as carried out: without the calls that were dropped.
-            carried_out = self.step_format.render(parsed) if dropped or guesses else generation.text
+            # The history shows the step as carried out (without the calls that were dropped), and calls
+            # in the format's own spelling: Qwen writes bare JSON, its template documents <tool_call> tags,
+            # and a model that sees its bare calls answered keeps writing calls instead of answering.
+            carried_out = self.step_format.render(parsed) if dropped or guesses or parsed.calls else generation.text
             messages.append(Message(role="assistant", content=carried_out))
             return Step(
                 index=index,

@@ -52,13 +52,17 @@ class StepLimits:
         replies (`agentkit.backend.Scorer`: the local engine). Greedy decoding commits to "one more
         call" on a single token; this asks the model about the whole call it went on to write, which
         removes the invented extra calls small models add (see benchmarks/RESULTS.md, BFCL).
+        None (the default) turns it on for the `agentkit` step format, the one for models without a
+        tool format of their own, and off for the native formats of tool-tuned models: on
+        Qwen2.5-Coder-1.5B it dropped the second call of "the weather in Oslo and in Lima".
     grounded_calls: a call with numbers of the model's own choosing none of whose values
         (numbers, also as percentages, or words; not booleans or enum choices) appears in the
         conversation (the task, earlier turns, tool results; not the system prompt or the few-shot
         examples) is dropped as a guess, and a step left without calls is asked again for an
         answer. Calls without such numbers are never judged. Small models call some tool for every
         task, inventing the values when none fits; turn this off when the model must work out
-        every number itself (`get_forecast(days=7)` alone for "the weather next week").
+        every number itself (`get_forecast(days=7)` alone for "the weather next week"). None (the
+        default): on for the `agentkit` step format, off for native formats, like `prune_calls`.
     """
 
     thought_chars: int = 0
@@ -70,8 +74,21 @@ class StepLimits:
     int_digits: int = 18
     nonempty_strings: bool = True
     distinct_calls: bool = True
-    prune_calls: bool = True
-    grounded_calls: bool = True
+    prune_calls: bool | None = None
+    grounded_calls: bool | None = None
+
+    def small_model_checks(self, format_name: str) -> tuple[bool, bool]:
+        """Whether `prune_calls` and `grounded_calls` apply to steps of the format called `format_name`.
+
+        Example:
+            >>> StepLimits().small_model_checks("agentkit"), StepLimits().small_model_checks("hermes")
+            ((True, True), (False, False))
+        """
+        small = format_name == "agentkit"
+        return (
+            small if self.prune_calls is None else self.prune_calls,
+            small if self.grounded_calls is None else self.grounded_calls,
+        )
 
 
 def distinct(calls: list[ToolCall]) -> list[ToolCall]:

@@ -14,6 +14,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default=None,
+        help="a .gguf file, an HF folder, or a reference model name (qwen2.5-coder-0.5b, qwen2.5-coder-1.5b; "
+        "`make models` fetches them); default: the embedded SmolLM2",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", default=None, help="float32 (CPU default), bfloat16 (CUDA default), float16")
     parser.add_argument("--random-8b", action="store_true", help="random-weight Llama-3.1-8B shape instead of SmolLM2")
@@ -26,6 +31,8 @@ def load_engine(args: argparse.Namespace, **options):
     from agentkit.engine import LocalEngine
     from agentkit.engine.loading import torch_dtype
 
+    if getattr(args, "model", None) and not args.random_8b:
+        return LocalEngine.from_pretrained(model_path(args.model), device=args.device, dtype=args.dtype, **options)
     if not args.random_8b:
         base = LocalEngine.default(device=args.device, dtype=args.dtype, static_cache=False)
         return LocalEngine.from_model(base.model, base.tokenizer, name=base.name, **options) if options else base
@@ -36,6 +43,13 @@ def load_engine(args: argparse.Namespace, **options):
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or str(cached_conversion(embedded_gguf_path())))
     return random_8b(tokenizer, args.device, torch_dtype(args.dtype, args.device), args.random_layers, **options)
+
+
+def model_path(name_or_path: str) -> Path:
+    """A reference model's cached GGUF (clear error with the fetch command when missing), or the path as given."""
+    from agentkit.engine.reference_models import REFERENCE_MODELS, reference_model_path
+
+    return reference_model_path(name_or_path) if name_or_path in REFERENCE_MODELS else Path(name_or_path)
 
 
 def device_label(engine) -> str:

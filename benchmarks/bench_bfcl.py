@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_bfcl.py --limit 50                      # the embedded SmolLM2-135M
     .venv/bin/python benchmarks/bench_bfcl.py --limit 20 --formats agentkit,hermes --no-unconstrained
+    .venv/bin/python benchmarks/bench_bfcl.py --model qwen2.5-coder-0.5b --dtype bfloat16 --formats auto --baseline
 
 Every configuration runs on the same engine (loaded once) and the same first N tests of each
 category, scored by BFCL's own AST checker (`agentkit.evals.bfcl`). Prints a markdown table for
@@ -30,24 +31,30 @@ def main() -> None:
     parser.add_argument("--formats", default="agentkit,llama3_json,pythonic,hermes")
     parser.add_argument("--categories", default=",".join(CATEGORIES))
     parser.add_argument("--no-unconstrained", action="store_true", help="skip the unconstrained controls")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also the 'no agentkit' baseline: the model's own template, free decoding, vLLM's hermes parser")
     parser.add_argument("--out-dir", type=Path, default=None, help="write each configuration's JSON report here")
     args = parser.parse_args()
 
     engine = load_engine(args)
     categories = args.categories.split(",")
     rows = []
-    for tool_format in args.formats.split(","):
-        for constrained in (True, False) if not args.no_unconstrained else (True,):
-            started = time.perf_counter()
-            report = evaluate(engine, categories, limit=args.limit, tool_format=tool_format, constrained=constrained)
-            if args.out_dir:
-                args.out_dir.mkdir(parents=True, exist_ok=True)
-                name = f"bfcl-{tool_format}-{'constrained' if constrained else 'free'}.json"
-                (args.out_dir / name).write_text(report.model_dump_json(indent=1))
-            scores = {c: s.accuracy for c, s in report.categories.items()}
-            calls = [scores[c] for c in CALL_CATEGORIES if c in scores]
-            rows.append((tool_format, constrained, scores, sum(calls) / len(calls) if calls else 0.0, time.perf_counter() - started))
-            print(json.dumps({"format": tool_format, "constrained": constrained, **scores}), flush=True)
+    configs = [(f, c, False) for f in args.formats.split(",") for c in ((True, False) if not args.no_unconstrained else (True,))]
+    if args.baseline:
+        configs.append(("template", False, True))
+    for tool_format, constrained, baseline in configs:
+        started = time.perf_counter()
+        report = evaluate(engine, categories, limit=args.limit, tool_format="auto" if baseline else tool_format,
+                          constrained=constrained, template_baseline=baseline)
+        tool_format = report.tool_format if tool_format == "auto" else tool_format
+        if args.out_dir:
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+            name = f"bfcl-{tool_format.split()[0]}-{'constrained' if constrained else 'free'}.json"
+            (args.out_dir / name).write_text(report.model_dump_json(indent=1))
+        scores = {c: s.accuracy for c, s in report.categories.items()}
+        calls = [scores[c] for c in CALL_CATEGORIES if c in scores]
+        rows.append((tool_format, constrained, scores, sum(calls) / len(calls) if calls else 0.0, time.perf_counter() - started))
+        print(json.dumps({"format": tool_format, "constrained": constrained, **scores}), flush=True)
 
     print(f"\nBFCL, first {args.limit} tests per category; {engine.name}; {device_label(engine)}; {time.strftime('%Y-%m-%d')}\n")
     print("| format | decoding | " + " | ".join(categories) + " | call accuracy | x unconstrained | time |")

@@ -237,6 +237,55 @@ def run_case(
     return result
 
 
+_HERMES_BLOCKS = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)
+
+
+def hermes_parser_calls(text: str) -> list[dict[str, Any]] | None:
+    """Calls as vLLM's hermes tool parser reads them: JSON in `<tool_call>` blocks; None when it finds none.
+
+    Like vLLM, a block that is not valid JSON makes the whole reply plain content (no calls).
+
+    Example:
+        >>> hermes_parser_calls('<tool_call>\\n{"name": "f", "arguments": {"x": 1}}\\n</tool_call>')
+        [{'name': 'f', 'arguments': {'x': 1}}]
+        >>> hermes_parser_calls('{"name": "f", "arguments": {}}') is None
+        True
+    """
+    blocks = [a or b for a, b in _HERMES_BLOCKS.findall(text)]
+    if not blocks:
+        return None
+    try:
+        calls = [json.loads(block.strip()) for block in blocks]
+    except json.JSONDecodeError:
+        return None
+    if not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in calls):
+        return None
+    return [{"name": c["name"], "arguments": c.get("arguments") or {}} for c in calls]
+
+
+def run_template_case(backend: Backend, case: BfclCase, *, max_step_tokens: int = 256) -> CaseResult:
+    """The "no agentkit" baseline for one test: the model's own template and tools, free decoding, vLLM's parser."""
+    started = time.perf_counter()
+    tools, names = build_tools(case.functions)
+    from agentkit.registry import ToolRegistry
+
+    request = GenerationRequest(
+        messages=[Message(role=m["role"], content=m["content"]) for m in case.messages],  # type: ignore[arg-type]
+        tools=ToolRegistry(tools).function_specs(), max_tokens=max_step_tokens,
+    )
+    generation = backend.generate(request)
+    calls = hermes_parser_calls(generation.text) or []
+    result = CaseResult(id=case.id, category=case.category, correct=False, raw_output=generation.text)
+    result.calls = [{names.get(c["name"], c["name"]): c["arguments"]} for c in calls]
+    result.answer = None if calls else generation.text
+    if case.category == "irrelevance":
+        result.correct = not calls
+    else:
+        result.correct, result.error = _check(case, result.calls)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
 async def _first_step(agent: Agent, task: str, history: list[Message]) -> Step:
     steps = agent.aiter(task, history=history)
     try:
@@ -249,8 +298,13 @@ def evaluate(
     backend: Backend, categories: Sequence[str] = CATEGORIES, *, limit: int | None = None, tool_format: str = "auto",
     constrained: bool = True, examples: Sequence[Example] | None = None, limits: StepLimits | None = None,
     max_step_tokens: int = 256, model_name: str = "", on_case: Callable[[CaseResult], None] | None = None,
+    template_baseline: bool = False,
 ) -> BfclReport:
     """Run BFCL categories on a backend and score them.
+
+    `template_baseline` runs the "no agentkit" baseline instead of the agent: the question and the
+    tools in the model's own chat template, free decoding, calls read the way vLLM's hermes parser
+    reads them (`<tool_call>` blocks of JSON; anything else is text).
 
     Example:
         >>> report = evaluate(LocalEngine.default(), ["simple_python"], limit=20)   # doctest: +SKIP
@@ -264,7 +318,10 @@ def evaluate(
         started = time.perf_counter()
         results = []
         for case in load_cases(category, limit):
-            outcome = run_case(chosen, case, tool_format=tool_format, examples=examples, limits=limits, max_step_tokens=max_step_tokens)
+            if template_baseline:
+                outcome = run_template_case(backend, case, max_step_tokens=max_step_tokens)
+            else:
+                outcome = run_case(chosen, case, tool_format=tool_format, examples=examples, limits=limits, max_step_tokens=max_step_tokens)
             results.append(outcome)
             if on_case:
                 on_case(outcome)
@@ -275,6 +332,8 @@ def evaluate(
         )
         cases.extend(results)
     used_format = tool_format if tool_format != "auto" else (getattr(backend, "native_tool_format", None) or "agentkit")
+    if template_baseline:
+        used_format = "template (vLLM hermes parser)"
     return BfclReport(
         model=model_name or getattr(backend, "name", type(backend).__name__), tool_format=used_format, constrained=constrained,
         date=time.strftime("%Y-%m-%d"), limit=limit, categories=scores, cases=cases,

@@ -130,13 +130,48 @@ def test_native_formats_write_the_documented_syntax(name, text):
 
 
 @pytest.mark.parametrize(
-    ("name", "opener"), [("hermes", "<tool_call>"), ("llama3_json", "{"), ("pythonic", "[")]
+    ("name", "opener"),
+    [("hermes", "<tool_call>"), ("hermes", "{"), ("hermes", "```json"), ("llama3_json", "{"), ("pythonic", "[")],
 )
 def test_an_answer_cannot_start_like_a_call(name, opener, smollm2_tokenizer):
     """The choice between calling and answering is made at the first token; a started call must finish."""
     fmt = make_tool_format(name, REGISTRY)
     assert not _matches_grammar(smollm2_tokenizer, fmt, opener + " just kidding")
     assert not _matches_grammar(smollm2_tokenizer, fmt, " leading space")
+
+
+# What Qwen2.5-Coder 0.5B and 1.5B write in their own template (benchmarks/study_native.py): no tags.
+QWEN_HABITS = {
+    "bare": '{"name": "calculator", "arguments": {"expression": "17 * 23"}}',
+    "fenced": '```json\n{"name": "calculator", "arguments": {"expression": "17 * 23"}}\n```',
+    "two bare": '{"name": "ping", "arguments": {}}\n{"name": "calculator", "arguments": {"expression": "1"}}',
+    "tagged": '<tool_call>\n{"name": "calculator", "arguments": {"expression": "17 * 23"}}\n</tool_call>',
+}
+
+
+@pytest.mark.parametrize("habit", sorted(QWEN_HABITS))
+def test_hermes_takes_the_untagged_calls_qwen_writes_as_calls_never_as_the_answer(habit, smollm2_tokenizer):
+    fmt = make_tool_format("hermes", REGISTRY)
+    text = QWEN_HABITS[habit]
+    assert _matches_grammar(smollm2_tokenizer, fmt, text)
+    step = fmt.parse(text, step_index=1)
+    assert not step.is_final and step.calls
+    assert step.calls[-1].name == "calculator"
+    # Written back (history, examples) always with the tags the template documents.
+    assert fmt.render(step).startswith("<tool_call>\n")
+
+
+def test_hermes_untagged_calls_are_held_to_the_schema_and_other_fences_stay_answers(smollm2_tokenizer):
+    fmt = make_tool_format("hermes", REGISTRY)
+    assert not _matches_grammar(smollm2_tokenizer, fmt, '{"name": "short joke", "arguments": {}}')  # no such tool
+    assert not _matches_grammar(smollm2_tokenizer, fmt, '```json\n{"name": "calculator", "arguments": {"expression": 5}}\n```')
+    code = "```python\nprint(1)\n```"
+    assert _matches_grammar(smollm2_tokenizer, fmt, code)
+    assert fmt.parse(code, step_index=1).final_answer == code
+    assert _matches_grammar(smollm2_tokenizer, fmt, "`x` is a variable")
+    # With a structured output type the answer is JSON, so only the tagged spelling is a call.
+    typed = make_tool_format("hermes", REGISTRY, output_type=list[int])
+    assert typed.parse("[1, 2]", step_index=1).final_answer == [1, 2]
 
 
 def test_grammar_rejects_wrong_argument_types_in_every_format(smollm2_tokenizer):
