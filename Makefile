@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 QUESTION ?= What is 17 * 23?
 
-.PHONY: demo test bench models clean
+.PHONY: demo test bench models peer-env clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,14 @@ test: $(VENV)/.installed
 # the opt-in real-model tests use them. One model: make models MODELS=qwen2.5-coder-0.5b
 models: $(VENV)/.installed
 	$(PY) -m agentkit.engine.reference_models $(MODELS)
+
+# The peer library for benchmarks/peer_smolagents.py, in its own environment that reuses agentkit's
+# torch/transformers (a .pth line adds .venv's site-packages) so the peer runs the very same weights.
+peer-env: $(VENV)/.installed
+	python3 -m venv $(VENV)/peer
+	echo "import site; site.addsitedir('$(abspath $(VENV))/lib/python$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')/site-packages')" \
+		> $$($(VENV)/peer/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/agentkit-venv.pth
+	$(VENV)/peer/bin/pip install -q --no-deps smolagents==1.26.0 python-dotenv
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_decode.py

@@ -19,9 +19,20 @@ from pathlib import Path
 
 from _models import add_model_options, device_label, load_engine
 
-from agentkit.evals.bfcl import CATEGORIES, evaluate
+from agentkit.evals.bfcl import CATEGORIES, evaluate, rescore
+from agentkit.formats import make_tool_format
+from agentkit.registry import ToolRegistry
+from agentkit.steps import StepLimits
 
 CALL_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
+
+
+def _lenient_calls(text: str, tools: list) -> list[dict] | None:
+    try:
+        step = make_tool_format("hermes", ToolRegistry(tools)).parse(text, step_index=1)
+    except Exception:  # noqa: BLE001 - not a readable call: no call, as BFCL counts it
+        return None
+    return [{"name": c.name, "arguments": c.arguments} for c in step.calls]
 
 
 def main() -> None:
@@ -33,10 +44,14 @@ def main() -> None:
     parser.add_argument("--no-unconstrained", action="store_true", help="skip the unconstrained controls")
     parser.add_argument("--baseline", action="store_true",
                         help="also the 'no agentkit' baseline: the model's own template, free decoding, vLLM's hermes parser")
+    parser.add_argument("--prune-calls", choices=["auto", "on", "off"], default="auto", help="StepLimits.prune_calls")
+    parser.add_argument("--grounded-calls", choices=["auto", "on", "off"], default="auto", help="StepLimits.grounded_calls")
     parser.add_argument("--out-dir", type=Path, default=None, help="write each configuration's JSON report here")
     args = parser.parse_args()
 
     engine = load_engine(args)
+    choice = {"auto": None, "on": True, "off": False}
+    limits = StepLimits(prune_calls=choice[args.prune_calls], grounded_calls=choice[args.grounded_calls])
     categories = args.categories.split(",")
     rows = []
     configs = [(f, c, False) for f in args.formats.split(",") for c in ((True, False) if not args.no_unconstrained else (True,))]
@@ -45,12 +60,18 @@ def main() -> None:
     for tool_format, constrained, baseline in configs:
         started = time.perf_counter()
         report = evaluate(engine, categories, limit=args.limit, tool_format="auto" if baseline else tool_format,
-                          constrained=constrained, template_baseline=baseline)
+                          constrained=constrained, template_baseline=baseline, limits=limits)
         tool_format = report.tool_format if tool_format == "auto" else tool_format
         if args.out_dir:
             args.out_dir.mkdir(parents=True, exist_ok=True)
             name = f"bfcl-{tool_format.split()[0]}-{'constrained' if constrained else 'free'}.json"
             (args.out_dir / name).write_text(report.model_dump_json(indent=1))
+        if baseline:  # the same free replies, read leniently by agentkit's Hermes parser (no decoding)
+            lenient = rescore(report, _lenient_calls, "template, agentkit parser")
+            scores = {c: s.accuracy for c, s in lenient.categories.items()}
+            calls = [scores[c] for c in CALL_CATEGORIES if c in scores]
+            rows.append((lenient.tool_format, False, scores, sum(calls) / len(calls) if calls else 0.0, 0.0))
+            print(json.dumps({"format": lenient.tool_format, "constrained": False, **scores}), flush=True)
         scores = {c: s.accuracy for c, s in report.categories.items()}
         calls = [scores[c] for c in CALL_CATEGORIES if c in scores]
         rows.append((tool_format, constrained, scores, sum(calls) / len(calls) if calls else 0.0, time.perf_counter() - started))

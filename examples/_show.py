@@ -1,17 +1,42 @@
-"""Shared by the examples: load the embedded model and print a run step by step."""
+"""Shared by the examples: read the command line, load the model and print a run step by step.
+
+Every example takes `--model PATH` (a .gguf file or an HF folder) anywhere on its command line, e.g.
+    .venv/bin/python examples/math_assistant.py --model ~/.cache/agentkit/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+(`make models` fetches the reference models); without it they run on the embedded SmolLM2-135M.
+"""
 
 from __future__ import annotations
 
+import sys
 import time
 
 from agentkit import Agent
 from agentkit.engine import LocalEngine
 
+_model: str | None = None
+
+
+def question(default: str) -> str:
+    """The question from the command line (its first argument that is not `--model PATH`), else `default`."""
+    global _model
+    args = sys.argv[1:]
+    if "--model" in args:
+        at = args.index("--model")
+        if at + 1 >= len(args):
+            sys.exit("--model needs a path: a .gguf file or a Hugging Face model folder")
+        _model = args[at + 1]
+        args = args[:at] + args[at + 2 :]
+    return args[0] if args else default
+
 
 def load_engine() -> LocalEngine:
     started = time.perf_counter()
-    print("loading the embedded model (the first run converts its GGUF once, about 20 s)...")
-    engine = LocalEngine.default()
+    if _model:
+        print(f"loading {_model} (a GGUF is converted once and cached; later loads take seconds)...")
+        engine = LocalEngine.from_pretrained(_model)
+    else:
+        print("loading the embedded model (the first run converts its GGUF once, about 20 s)...")
+        engine = LocalEngine.default()
     print(f"loaded {engine.name} in {time.perf_counter() - started:.1f} s")
     return engine
 

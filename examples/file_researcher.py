@@ -19,7 +19,6 @@ Output on 2026-11-24 (2 CPU cores, model cached):
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from agentkit import Agent, Example, ExampleCall
@@ -56,4 +55,6 @@ def main(question: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "What does the travel policy say about trains?")
+    from _show import question
+
+    main(question("What does the travel policy say about trains?"))

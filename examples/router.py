@@ -27,7 +27,6 @@ Output on 2026-11-24 (2 CPU cores, model cached):
 
 from __future__ import annotations
 
-import sys
 
 from agentkit import Agent, Example, ExampleCall, StepLimits
 from agentkit.engine import LocalEngine
@@ -79,4 +78,6 @@ def main(question: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "What is 45 * 12?")
+    from _show import question
+
+    main(question("What is 45 * 12?"))

@@ -68,4 +68,6 @@ def main(question: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "How many customers live in Paris?")
+    from _show import question
+
+    main(question("How many customers live in Paris?"))

@@ -19,7 +19,6 @@ Output on 2026-11-24 (2 CPU cores, model cached):
 
 from __future__ import annotations
 
-import sys
 from typing import Literal
 
 from pydantic import BaseModel
@@ -66,4 +65,6 @@ def main(text: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "Invoice from Blue Harbor Ltd, total due 1,250.00 EUR, pay by 2026-12-15.")
+    from _show import question
+
+    main(question("Invoice from Blue Harbor Ltd, total due 1,250.00 EUR, pay by 2026-12-15."))

@@ -26,7 +26,6 @@ Output on 2026-11-24 (2 CPU cores, model cached):
 
 from __future__ import annotations
 
-import sys
 
 from agentkit import Agent, Example, ExampleCall
 from agentkit.engine import LocalEngine
@@ -68,4 +67,6 @@ def main(question: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "What's the weather in Tokyo?")
+    from _show import question
+
+    main(question("What's the weather in Tokyo?"))

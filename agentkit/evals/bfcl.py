@@ -286,6 +286,34 @@ def run_template_case(backend: Backend, case: BfclCase, *, max_step_tokens: int 
     return result
 
 
+def rescore(report: BfclReport, parse: Callable[[str, list[Tool]], list[dict[str, Any]] | None], label: str) -> BfclReport:
+    """The same replies read by another parser: `parse(text, tools)` gives `[{"name", "arguments"}]` or None.
+
+    Costs no decoding. The benchmark reads the template baseline's free replies with agentkit's own
+    Hermes parser (which takes bare and fenced JSON calls) to show what a lenient parser would find.
+    """
+    by_id = {c.id: c for category in report.categories for c in load_cases(category, report.limit)}
+    cases, scores = [], {}
+    for category, score in report.categories.items():
+        results = []
+        for old in (c for c in report.cases if c.category == category):
+            case = by_id[old.id]
+            tools, names = build_tools(case.functions)
+            calls = parse(old.raw_output, tools) or []
+            new = CaseResult(id=old.id, category=category, correct=False, raw_output=old.raw_output, seconds=old.seconds,
+                             calls=[{names.get(c["name"], c["name"]): c["arguments"]} for c in calls])
+            if category == "irrelevance":
+                new.correct = not calls
+            else:
+                new.correct, new.error = _check(case, new.calls)
+            results.append(new)
+        correct = sum(r.correct for r in results)
+        scores[category] = CategoryScore(total=len(results), correct=correct, accuracy=correct / len(results) if results else 0.0,
+                                         seconds=score.seconds)
+        cases += results
+    return report.model_copy(update={"tool_format": label, "categories": scores, "cases": cases})
+
+
 async def _first_step(agent: Agent, task: str, history: list[Message]) -> Step:
     steps = agent.aiter(task, history=history)
     try:
