@@ -4,8 +4,8 @@ Plain Python, no agentkit import: the peer runner (a different agent library, in
 environment) reads the same tasks and wraps the same functions. Each task names its tools; the
 built-in ones (calculator, files, sql, http, clock) come from agentkit in bench_tasks.py, and the
 peer gets the same functions through agentkit's Tool objects. An answer is right when it contains
-every `expect` string (case-insensitive; numbers also match with thousands separators removed or
-as the same float value).
+every `expect` string: words anywhere (case-insensitive), numbers as one of the answer's numbers
+(thousands separators removed, 270 == 270.0; "126" does not match "12600").
 """
 
 from __future__ import annotations
@@ -143,17 +143,18 @@ def solved(task: Task, answer: object) -> bool:
     """Whether `answer` contains everything the task expects.
 
     Example:
-        >>> solved(TASKS[0], "17 * 23 = 391."), solved(TASKS[21], "That is 270.0 USD"), solved(TASKS[0], "392")
+        >>> solved(TASKS[0], "17 * 23 = 391."), solved(TASKS[21], "That is 270.0 USD"), solved(TASKS[4], "12600")
         (True, True, False)
     """
     text = str(answer or "")
     for expected in task.expect:
-        if expected.lower() in text.lower():
-            continue
         try:
             value = float(expected)
-        except ValueError:
-            return False
+        except ValueError:  # words: contained, any case
+            if expected.lower() not in text.lower():
+                return False
+            continue
+        # Numbers: one of the answer's numbers, not a substring ("126" is not in "12600").
         if not any(abs(n - value) < 1e-6 for n in _numbers(text)):
             return False
     return True

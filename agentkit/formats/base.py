@@ -173,6 +173,19 @@ def _regex_class_escape(text: str) -> str:
     return "".join("\\" + c if c in "[]\\^-/" else c for c in text[:1])
 
 
+def repeat_optional(item: str, most: int) -> str:
+    """Lark for zero to `most` `item`s in a row (nested optionals).
+
+    Example:
+        >>> repeat_optional("line", 2)
+        '(line (line)?)?'
+    """
+    rest = ""
+    for _ in range(max(most, 0)):
+        rest = f"({item}{' ' + rest if rest else ''})?"
+    return rest
+
+
 def repeat(item: str, separator: str, most: int) -> str:
     """Lark for one to `most` `item`s joined by `separator` (nested optionals, no repetition syntax).
 

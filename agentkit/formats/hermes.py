@@ -9,20 +9,27 @@ One block per call, separated by a newline; anything else is the final answer.
 Qwen2.5 models, asked in their own template, mostly write the call *without* the tags: bare
 `{"name": ..., "arguments": ...}` objects, or the same in a ```json fence (benchmarks/RESULTS.md,
 "What the reference models write"). Those are calls too: the grammar offers all three spellings
-(each object held to the call schema), the answer may not start like any of them, and the parser
-reads each back to the same `ToolCall`s. History and examples are always written with the tags.
+(each object held to the call schema). Qwen also often announces a call in a sentence first, so the
+answer is lines of prose, no line starting like a call, and calls may follow the prose on a line of
+their own. The parser reads each spelling back to the same `ToolCall`s (a call starts at a line
+start; the prose before it is dropped). History and examples are always written with the tags.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
-from agentkit.formats.base import TextAnswerFormat, _json_rule, repeat
+from agentkit.formats.base import TextAnswerFormat, _json_rule, repeat, repeat_optional
 from agentkit.registry import ToolRegistry  # noqa: F401 - used by the docstring example
 from agentkit.steps import StepParseError
 from agentkit.types import ToolCall
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
+_CALL_AT_LINE_START = re.compile(r"^(?:<tool_call>|\{|```json)", re.MULTILINE)
+# Lark regex pieces: a first character that begins no call, and a fence that is not ```json.
+_FIRST = "[^\\s<{`]"
+_FENCE_NOT_JSON = "`{1,2}[^`\\n\\x00]|```(?:[^j`\\n\\x00]|j(?:[^s\\n]|s(?:[^o\\n]|o[^n\\n])))"
 
 
 class HermesFormat(TextAnswerFormat):
@@ -48,30 +55,43 @@ class HermesFormat(TextAnswerFormat):
             "call_object": _json_rule(self.call_schema()),
         }
         if self.output_type is str:  # a JSON answer of a structured output type would start like a bare call
-            rules["calls"] = "tagged_calls | bare_calls | fenced_calls"
             objects = repeat("call_object", "\n", most)
+            rules["calls"] = "tagged_calls | bare_calls | fenced_calls"
             rules["bare_calls"] = objects
             rules["fenced_calls"] = f'"```json\\n" {objects} "\\n```"'
         return rules
 
-    def _answer_rule(self) -> str:
+    def _grammar(self) -> str:
         if self.output_type is not str or not self.registry.names:
-            return super()._answer_rule()
-        # Not whitespace, "<", "{" or a ```json fence: those begin calls. Other fences (```python) are answers.
-        rest = f"[^\\x00]{{0,{max(self.limits.answer_chars - 4, 0)}}}"
-        return " | ".join(
-            f"/{first}{rest}/"
-            for first in ("[^\\s<{`]", "`{1,2}[^`]", "```(?:[^j`\\s]|j(?:[^s]|s(?:[^o]|o[^n])))")
-        )
+            return super()._grammar()
+        # The answer is lines of prose, and calls may follow it on a line of their own: Qwen often
+        # announces a call first ("To answer this, I'll query the database.\n```json ..."). No line of
+        # prose starts like a call (whitespace first is fine after the first line; other fences such
+        # as ```python are prose), so at every line start the grammar knows which it is, and the
+        # answer's bound is kept in lines of at most `answer_chars` characters.
+        chars = self.limits.answer_chars
+        lines = max(self.limits.answer_chars // 40, 2)
+        rules = {
+            "start": "calls | prose (nl calls)?",
+            "prose": f"first_line {repeat_optional('nl line', lines - 1)}",
+            "nl": "/\\n{1,3}/",
+            "first_line": f"/(?:{_FIRST}|{_FENCE_NOT_JSON})[^\\n\\x00]{{0,{chars}}}|```/",
+            "line": f"/(?:[^\\s<{{`\\x00]|[ \\t]|{_FENCE_NOT_JSON})[^\\n\\x00]{{0,{chars}}}|```/",  # "```" alone closes a fence
+            **self._calls_rules(),
+        }
+        return "\n".join(f"{name}: {body}" for name, body in rules.items()) + "\n"
 
     def _parse_calls(self, text: str, step_index: int) -> list[ToolCall] | None:
-        if OPEN in text:
-            return self._parse_tagged(text, step_index)
-        body = text.strip()
-        if self.output_type is str and body.startswith("```json"):
-            body = body.removeprefix("```json").removesuffix("```")
-        elif self.output_type is not str or not body.startswith("{"):
+        if self.output_type is not str:
+            return self._parse_tagged(text, step_index) if OPEN in text else None
+        start = _CALL_AT_LINE_START.search(text)
+        if start is None:  # "<tool_call>" inside a sentence is text, as the grammar's answer allows it
             return None
+        body = text[start.start():].strip()  # the prose before it, if any, is the model's preamble
+        if body.startswith(OPEN):
+            return self._parse_tagged(body, step_index)
+        if body.startswith("```json"):
+            body = body.removeprefix("```json").removesuffix("```")
         return self._parse_objects(body, step_index)
 
     def _parse_tagged(self, text: str, step_index: int) -> list[ToolCall]:

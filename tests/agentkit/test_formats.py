@@ -161,6 +161,26 @@ def test_hermes_takes_the_untagged_calls_qwen_writes_as_calls_never_as_the_answe
     assert fmt.render(step).startswith("<tool_call>\n")
 
 
+def test_hermes_takes_prose_before_the_calls_as_qwen_writes_it(smollm2_tokenizer):
+    """Qwen often announces a call first: "To answer this, I'll need to ...", then the call on its own line."""
+    fmt = make_tool_format("hermes", REGISTRY)
+    for call in QWEN_HABITS.values():
+        text = "To answer this question, I'll need to run the calculator.\n" + call
+        assert _matches_grammar(smollm2_tokenizer, fmt, text), text
+        step = fmt.parse(text, step_index=1)
+        assert not step.is_final and step.calls[-1].name == "calculator"
+    # A blank line before the calls is fine; a bad call after prose is still refused by the grammar.
+    assert _matches_grammar(smollm2_tokenizer, fmt, "Let me compute it.\n\n" + QWEN_HABITS["fenced"])
+    assert not _matches_grammar(smollm2_tokenizer, fmt, 'Let me compute it.\n{"name": "calculator", "arguments": {"expression": 5}}')
+    # Prose that only mentions the tags, or paragraphs and other fences, stays an answer.
+    for answer in ["Qwen wraps calls in <tool_call> tags.", "First.\n\nSecond:\n```python\nx = 1\n```", "a\n  {indented}"]:
+        assert _matches_grammar(smollm2_tokenizer, fmt, answer), answer
+        assert fmt.parse(answer, step_index=1).is_final
+    # ...but no line of an answer may start like a call (it would be a call, held to its schema).
+    for sneaky in ["Result:\n{not a call}", "`\n{not a call}", "```\n{not a call}", "```j\n{x}", "x\n<tool_call> no"]:
+        assert not _matches_grammar(smollm2_tokenizer, fmt, sneaky), sneaky
+
+
 def test_hermes_untagged_calls_are_held_to_the_schema_and_other_fences_stay_answers(smollm2_tokenizer):
     fmt = make_tool_format("hermes", REGISTRY)
     assert not _matches_grammar(smollm2_tokenizer, fmt, '{"name": "short joke", "arguments": {}}')  # no such tool
