@@ -37,8 +37,8 @@ class StepLimits:
     max_calls: tool calls allowed in one step.
     string_chars: default maxLength for tool-argument strings that set none.
     answer_chars: default maxLength for a string final answer (and strings inside `output_type`).
-        The `hermes` format, whose answer is lines of prose that calls may follow, bounds each line
-        by it and the answer to answer_chars // 40 lines.
+        The `hermes` format, whose answer is lines of prose that calls may follow, splits it: a
+        first line of up to half of it and at most three more lines of a sixth each.
     array_items: default maxItems for arrays that set none.
     key_chars: length bound for the keys of maps (`dict[str, X]`).
     int_digits: integers that set no `minimum`/`maximum` get at most this many digits (a small model

@@ -67,16 +67,17 @@ class HermesFormat(TextAnswerFormat):
         # The answer is lines of prose, and calls may follow it on a line of their own: Qwen often
         # announces a call first ("To answer this, I'll query the database.\n```json ..."). No line of
         # prose starts like a call (whitespace first is fine after the first line; other fences such
-        # as ```python are prose), so at every line start the grammar knows which it is, and the
-        # answer's bound is kept in lines of at most `answer_chars` characters.
+        # as ```python are prose), so at every line start the grammar knows which it is.
+        # The whole answer stays within `answer_chars` (the step's token budget is sized for it): a
+        # first line of up to half of it, then up to three more lines of a sixth each.
         chars = self.limits.answer_chars
-        lines = max(self.limits.answer_chars // 40, 2)
         rules = {
             "start": "calls | prose (nl calls)?",
-            "prose": f"first_line {repeat_optional('nl line', lines - 1)}",
+            "prose": f"first_line {repeat_optional('nl line', 3)}",
             "nl": "/\\n{1,3}/",
-            "first_line": f"/(?:{_FIRST}|{_FENCE_NOT_JSON})[^\\n\\x00]{{0,{chars}}}|```/",
-            "line": f"/(?:[^\\s<{{`\\x00]|[ \\t]|{_FENCE_NOT_JSON})[^\\n\\x00]{{0,{chars}}}|```/",  # "```" alone closes a fence
+            "first_line": f"/(?:{_FIRST}|{_FENCE_NOT_JSON})[^\\n\\x00]{{0,{max(chars // 2 - 4, 0)}}}|```/",
+            # "```" alone closes a fence.
+            "line": f"/(?:[^\\s<{{`\\x00]|[ \\t]|{_FENCE_NOT_JSON})[^\\n\\x00]{{0,{max(chars // 6 - 4, 0)}}}|```/",
             **self._calls_rules(),
         }
         return "\n".join(f"{name}: {body}" for name, body in rules.items()) + "\n"

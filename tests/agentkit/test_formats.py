@@ -173,7 +173,7 @@ def test_hermes_takes_prose_before_the_calls_as_qwen_writes_it(smollm2_tokenizer
     assert _matches_grammar(smollm2_tokenizer, fmt, "Let me compute it.\n\n" + QWEN_HABITS["fenced"])
     assert not _matches_grammar(smollm2_tokenizer, fmt, 'Let me compute it.\n{"name": "calculator", "arguments": {"expression": 5}}')
     # Prose that only mentions the tags, or paragraphs and other fences, stays an answer.
-    for answer in ["Qwen wraps calls in <tool_call> tags.", "First.\n\nSecond:\n```python\nx = 1\n```", "a\n  {indented}"]:
+    for answer in ["Qwen wraps calls in <tool_call> tags.", "First:\n\n```python\nx = 1\n```", "a\n  {indented}"]:
         assert _matches_grammar(smollm2_tokenizer, fmt, answer), answer
         assert fmt.parse(answer, step_index=1).is_final
     # ...but no line of an answer may start like a call (it would be a call, held to its schema).
