@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-from agentkit import Agent
+from agentkit import Agent, Step
 from agentkit.engine import LocalEngine
 
 _model: str | None = None
@@ -41,21 +41,27 @@ def load_engine() -> LocalEngine:
     return engine
 
 
+def print_step(step: Step) -> None:
+    """One step: what the model wrote, what the tools returned, what was not run, and the answer."""
+    print(f"step {step.index} ({step.usage.completion_tokens} tokens, {step.usage.generation_seconds:.1f} s): {step.raw_output}")
+    for observation in step.observations:
+        print(f"  -> {observation.name}: {observation.content[:300]}")
+    for call in step.dropped_calls:
+        print(f"  (not run, less likely than stopping: {call.name}({call.arguments}))")
+    for call in step.guessed_calls:
+        print(f"  (not run, its values are not in the conversation: {call.name}({call.arguments}))")
+    if step.is_final:
+        print(f"answer: {step.output!r}" if not isinstance(step.output, str) else f"answer: {step.output}")
+
+
 def show_run(agent: Agent, task: str) -> object:
     """Run `task`, printing each step as it completes; return the final answer."""
     started = time.perf_counter()
     print(f"task: {task}")
     output = None
     for step in agent.iter(task):
-        print(f"step {step.index} ({step.usage.completion_tokens} tokens, {step.usage.generation_seconds:.1f} s): {step.raw_output}")
-        for observation in step.observations:
-            print(f"  -> {observation.name}: {observation.content[:300]}")
-        for call in step.dropped_calls:
-            print(f"  (not run, less likely than stopping: {call.name}({call.arguments}))")
-        for call in step.guessed_calls:
-            print(f"  (not run, its values are not in the conversation: {call.name}({call.arguments}))")
+        print_step(step)
         if step.is_final:
             output = step.output
-            print(f"answer: {output!r}" if not isinstance(output, str) else f"answer: {output}")
     print(f"total {time.perf_counter() - started:.1f} s")
     return output

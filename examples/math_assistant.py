@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from agentkit import Agent, MaxStepsExceeded, Step
+from agentkit import Agent, MaxStepsExceeded
 from agentkit.engine import LocalEngine
 from agentkit.tools import calculator
 from agentkit.tools.calculator import CALCULATOR_EXAMPLES
@@ -26,7 +26,7 @@ def build_agent(engine: LocalEngine) -> Agent:
 
 
 def main(question: str) -> None:
-    from _show import load_engine
+    from _show import load_engine, print_step
 
     started = time.perf_counter()
     engine = load_engine()
@@ -38,19 +38,6 @@ def main(question: str) -> None:
     except MaxStepsExceeded as exc:  # a model that never answers: one clear line, no traceback
         raise SystemExit(f"no answer: {exc}") from None
     print(f"total {time.perf_counter() - started:.1f} s")
-
-
-def print_step(step: Step) -> None:
-    """One step: what the model wrote, what the tools returned, what was not run, and the answer."""
-    print(f"step {step.index} ({step.usage.completion_tokens} tokens, {step.usage.generation_seconds:.1f} s): {step.raw_output}")
-    for observation in step.observations:
-        print(f"  -> {observation.name}: {observation.content}")
-    for call in step.dropped_calls:
-        print(f"  (not run, less likely than stopping: {call.name}({call.arguments}))")
-    for call in step.guessed_calls:
-        print(f"  (not run, its values are not in the conversation: {call.name}({call.arguments}))")
-    if step.is_final:
-        print(f"answer: {step.output}")
 
 
 if __name__ == "__main__":
