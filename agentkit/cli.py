@@ -40,7 +40,10 @@ ModelOption = typer.Option(None, "--model", "-m", help="HF model folder or .gguf
 RemoteOption = typer.Option(None, "--remote", help="base URL of an OpenAI-compatible server (vLLM, SGLang, agentkit serve...), e.g. http://gpu-box:8000/v1")
 RemoteModelOption = typer.Option("default", help="model name to ask the --remote server for")
 DeviceOption = typer.Option("cpu", help="cpu or cuda")
-DtypeOption = typer.Option(None, help="float32, bfloat16 or float16 (default: float32 on CPU, bfloat16 on CUDA)")
+DtypeOption = typer.Option(None, help="float32, bfloat16 or float16 for the torch engine (default: float32 on CPU, bfloat16 on CUDA)")
+BackendOption = typer.Option(
+    "auto", "--backend", help="engine: auto (llama.cpp for a .gguf on CPU when installed, else torch), torch, llama.cpp"
+)
 ToolsOption = typer.Option("calculator", "--tools", "-t", help=f"comma-separated built-in tools: {', '.join(TOOL_NAMES)}")
 WorkspaceOption = typer.Option(Path("."), help="root folder of the files tool (nothing outside it is reachable)")
 AllowWriteOption = typer.Option(False, help="let the files tool write inside the workspace")
@@ -66,6 +69,7 @@ def run(
     remote_model: str = RemoteModelOption,
     device: str = DeviceOption,
     dtype: Optional[str] = DtypeOption,
+    backend_name: str = BackendOption,
     tools: str = ToolsOption,
     workspace: Path = WorkspaceOption,
     allow_write: bool = AllowWriteOption,
@@ -83,7 +87,7 @@ def run(
     """Run an agent on TASK and show each step live, then the answer."""
     with _errors_as_one_line(debug):
         selected = build_tools(tools, workspace=workspace, allow_write=allow_write, allow_hosts=allow_host or [], database=database)
-        backend = _load_backend(model, device, dtype, quiet=json_output, remote=remote, remote_model=remote_model)
+        backend = _load_backend(model, device, dtype, quiet=json_output, remote=remote, remote_model=remote_model, engine=backend_name)
         agent = Agent(
             backend, tools=selected, instructions=instructions, max_steps=max_steps, trace=trace, examples=examples_for(selected),
             tool_format=tool_format, context=context,
@@ -101,6 +105,7 @@ def chat(
     remote_model: str = RemoteModelOption,
     device: str = DeviceOption,
     dtype: Optional[str] = DtypeOption,
+    backend_name: str = BackendOption,
     tools: str = ToolsOption,
     workspace: Path = WorkspaceOption,
     allow_write: bool = AllowWriteOption,
@@ -119,7 +124,7 @@ def chat(
     """
     with _errors_as_one_line(debug):
         selected = build_tools(tools, workspace=workspace, allow_write=allow_write, allow_hosts=allow_host or [], database=database)
-        backend = _load_backend(model, device, dtype, quiet=False, remote=remote, remote_model=remote_model)
+        backend = _load_backend(model, device, dtype, quiet=False, remote=remote, remote_model=remote_model, engine=backend_name)
         agent = Agent(
             backend, tools=selected, instructions=instructions, max_steps=max_steps, trace=trace, examples=examples_for(selected),
             tool_format=tool_format, context=context,
@@ -234,6 +239,7 @@ def serve(
     model: Optional[Path] = ModelOption,
     device: str = DeviceOption,
     dtype: Optional[str] = DtypeOption,
+    backend_name: str = BackendOption,
     host: str = typer.Option("127.0.0.1", help="address to bind (loopback by default: set 0.0.0.0 deliberately)"),
     port: int = typer.Option(8000, help="TCP port"),
     api_key: Optional[str] = typer.Option(None, envvar="AGENTKIT_API_KEY", help="require `Authorization: Bearer KEY`"),
@@ -247,7 +253,7 @@ def serve(
             from agentkit.serve import create_app
         except ImportError as exc:
             raise AgentkitError(f"Serving needs {exc.name}: pip install 'agentkit[serve]'.") from None
-        backend = _load_backend(model, device, dtype, quiet=False)
+        backend = _load_backend(model, device, dtype, quiet=False, engine=backend_name)
         if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
             errors.print(f"[yellow]warning:[/] serving on {host} without --api-key: anyone who can reach it can use the model")
         console.print(f"[green]serving[/] {backend.name} on http://{host}:{port}/v1 [dim](Ctrl-C stops)[/]")
@@ -342,7 +348,8 @@ _TOOL_BUILDERS: dict[str, Callable[..., list[Tool]]] = {
 
 
 def _load_backend(
-    model: Path | None, device: str, dtype: str | None, *, quiet: bool, remote: str | None = None, remote_model: str = "default"
+    model: Path | None, device: str, dtype: str | None, *, quiet: bool, remote: str | None = None, remote_model: str = "default",
+    engine: str = "auto",
 ) -> Backend:
     if remote:
         import os
@@ -356,15 +363,15 @@ def _load_backend(
         return RemoteBackend(remote, model=remote_model, api_key=os.environ.get("AGENTKIT_API_KEY") or os.environ.get("OPENAI_API_KEY"))
     from agentkit.engine import LocalEngine
 
-    what = str(model) if model else "the embedded SmolLM2-135M (first run: converts its GGUF, ~20 s)"
+    what = str(model) if model else "the embedded SmolLM2-135M"
     with _status(f"loading {what}", quiet):
         if model is None:
-            engine = LocalEngine.default(device=device, dtype=dtype)
+            loaded = LocalEngine.default(device=device, dtype=dtype, backend=engine)
         else:
-            engine = LocalEngine.from_pretrained(model, device=device, dtype=dtype)
+            loaded = LocalEngine.from_pretrained(model, device=device, dtype=dtype, backend=engine)
     if not quiet:
-        console.print(f"[dim]model: {engine.name} on {engine.device}[/]")
-    return engine
+        console.print(f"[dim]model: {loaded.name} on {loaded.device} ({getattr(loaded, 'backend', 'torch')})[/]")
+    return loaded
 
 
 def _warm_grammar(backend: Backend, agent: Agent, *, quiet: bool) -> None:

@@ -20,6 +20,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "`make models` fetches them); default: the embedded SmolLM2",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--backend", default="auto", help="auto (llama.cpp for a GGUF on CPU when installed), torch, llama.cpp")
     parser.add_argument("--dtype", default=None, help="float32 (CPU default), bfloat16 (CUDA default), float16")
     parser.add_argument("--random-8b", action="store_true", help="random-weight Llama-3.1-8B shape instead of SmolLM2")
     parser.add_argument("--random-layers", type=int, default=32, help="layers of --random-8b (fewer: a smoke test)")
@@ -31,11 +32,16 @@ def load_engine(args: argparse.Namespace, **options):
     from agentkit.engine import LocalEngine
     from agentkit.engine.loading import torch_dtype
 
+    backend = getattr(args, "backend", "auto")
+    if backend == "auto" and options:  # max_batch, static_cache...: settings of the torch engine's benchmarks
+        backend = "torch"
     if getattr(args, "model", None) and not args.random_8b:
-        return LocalEngine.from_pretrained(model_path(args.model), device=args.device, dtype=args.dtype, **options)
+        return LocalEngine.from_pretrained(model_path(args.model), device=args.device, dtype=args.dtype, backend=backend, **options)
     if not args.random_8b:
-        base = LocalEngine.default(device=args.device, dtype=args.dtype, static_cache=False)
-        return LocalEngine.from_model(base.model, base.tokenizer, name=base.name, **options) if options else base
+        base = LocalEngine.default(device=args.device, dtype=args.dtype, backend=backend, **options)
+        if getattr(base, "backend", "torch") == "torch" and base.static_cache and not options:
+            base = LocalEngine.from_model(base.model, base.tokenizer, name=base.name, static_cache=False)
+        return base
     from transformers import AutoTokenizer
 
     from agentkit.engine.loading import cached_conversion, embedded_gguf_path

@@ -33,6 +33,7 @@ import argparse
 import datetime
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Literal
@@ -184,6 +185,43 @@ def same_step(a: str, b: str) -> bool:
         return a.strip() == b.strip()
 
 
+REPLAY = """
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from bench_agent import agentkit_step
+from agentkit import Message
+from agentkit.engine import GGUFEngine
+job = json.load(open(sys.argv[1]))
+engine = GGUFEngine.default(threads=job["threads"])
+agentkit_step(engine, [Message(role="user", content="Warm-up: what is 2 + 2?")], job["schema"], job["step_tokens"])
+engine.llama.reset()  # step 1 must not find the warm-up in the cache
+rows = [agentkit_step(engine, [Message(**m) for m in messages], job["schema"], job["step_tokens"]) for messages in job["conversations"]]
+print(json.dumps(rows))
+"""
+
+
+def llama_cpp_replay(args: argparse.Namespace, conversations: list[list[Message]], schema: dict) -> list[dict] | None:
+    """The same conversation, step by step, on the llama.cpp engine (the embedded GGUF), in a child process.
+
+    A child: once torch has run in a process, its OpenMP threads slow llama.cpp's kernels there
+    (measured 3x). None for --random-8b, off CPU, or without llama-cpp-python.
+    """
+    import subprocess
+    import tempfile
+
+    from agentkit.engine.local import llama_cpp_installed
+
+    if args.random_8b or args.device != "cpu" or not llama_cpp_installed():
+        return None
+    job = {"threads": args.threads, "schema": schema, "step_tokens": args.step_tokens,
+           "conversations": [[m.model_dump(include={"role", "content"}) for m in c] for c in conversations]}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(job, f)
+    out = subprocess.run([sys.executable, "-c", REPLAY, f.name, str(Path(__file__).resolve().parent)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def environment(args: argparse.Namespace, engine: LocalEngine) -> dict:
     from importlib.metadata import version
 
@@ -229,7 +267,7 @@ def main() -> None:
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or str(cached_conversion(embedded_gguf_path())))
         engine = random_8b(tokenizer, args.device, torch_dtype(args.dtype, args.device), args.random_layers)
     else:
-        engine = LocalEngine.default(device=args.device, dtype=args.dtype)
+        engine = LocalEngine.default(device=args.device, dtype=args.dtype, backend="torch")
     load_seconds = time.perf_counter() - started
     registry = ToolRegistry(TOOLS)
     schema = StepFormat(registry).grammar_schema()
@@ -247,6 +285,7 @@ def main() -> None:
     agentkit_warm = agentkit_step(engine, warm, schema, args.step_tokens)["seconds"]
     engine.prefix_cache.clear()  # step 1 must not find the warm-up in the cache
     naive_warm = naive.step(warm, args.step_tokens)["seconds"]
+    conversations: list[list[Message]] = []  # each step's prompt, replayed on the llama.cpp engine afterwards
 
     rows = []
     for step in range(1, args.steps + 1):
@@ -259,8 +298,13 @@ def main() -> None:
         # reply tokens (sampled and grammar-forced) where the naive loop re-tokenises the reply text.
         assert abs(a["context"] - n["context"]) <= 0.05 * n["context"], "both contestants must read the same conversation"
         rows.append({"step": step, "agentkit": a, "naive": n, "same_output": same_step(a["text"], n["text"])})
+        conversations.append(list(messages))
         messages += [Message(role="assistant", content=a["text"]), observation(tok, step, args.observation_tokens)]
 
+    gguf_rows = llama_cpp_replay(args, conversations, schema)
+    for row, g in zip(rows, gguf_rows or []):
+        row["llama_cpp"] = g
+    gguf = gguf_rows is not None
     env = environment(args, engine)
     print(f"bench_agent  {env['date']}  {env['device']}  model: {env['model']}")
     print("  " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
@@ -295,6 +339,15 @@ def main() -> None:
     print(f"agentkit: {a['tokens']} tokens from {a['passes']} forward passes ({len(rows)} of them prefills): "
           f"{ratios['agentkit_tokens_per_forward_pass']:.2f} tokens a pass, {a['jump_forward']} jump-forward tokens; "
           f"time prefill {a['prefill_seconds']:.2f} s, decode {a['decode_seconds']:.2f} s")
+    if gguf:
+        g = {k: sum(r["llama_cpp"][k] for r in rows) for k in ("seconds", "prefill", "tokens", "passes")}
+        ratios["latency_torch_over_llama_cpp_engine"] = a["seconds"] / g["seconds"]
+        total["llama_cpp"] = g
+        same = sum(same_step(r["llama_cpp"]["text"], r["agentkit"]["text"]) for r in rows)
+        per_step = ", ".join(f"{r['llama_cpp']['seconds']:.2f}" for r in rows)
+        print(f"agentkit on the llama.cpp engine (same GGUF, same conversation): {g['seconds']:.2f} s for {len(rows)} steps "
+              f"({per_step}); torch engine {a['seconds']:.2f} s: "
+              f"{ratios['latency_torch_over_llama_cpp_engine']:.1f}x faster; same step as the torch engine {same}/{len(rows)}")
     print("columns: context = prompt tokens of the step; prefill = prompt tokens run through the model; "
           "passes = forward passes (agentkit: prefill included; naive: one per new token, end token included); "
           "ratio = naive/agentkit latency; same = both wrote the same JSON")

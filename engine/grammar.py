@@ -14,6 +14,7 @@ from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import torch
 
 from agentkit.errors import GrammarError
@@ -142,8 +143,18 @@ class TokenMask:
         bits = self.bits.to(device, non_blocking=True)
         return ((bits.unsqueeze(-1) & _bit_values(device)) != 0).reshape(-1)[: self.vocab_size]
 
-    def apply(self, logits: torch.Tensor) -> torch.Tensor:
-        """Set disallowed logits to -inf in place (logits: 1-D over the model's vocabulary)."""
+    def apply(self, logits: Any) -> Any:
+        """Set disallowed logits to -inf in place (logits: 1-D over the model's vocabulary).
+
+        A numpy array (the llama.cpp engine's logits) is masked with numpy: several times faster
+        than torch's small-tensor ops on a CPU, and the mask must cost little next to a 10 ms step.
+        """
+        if isinstance(logits, np.ndarray):
+            allowed = np.unpackbits(self.bits.numpy().view(np.uint8), bitorder="little")[: self.vocab_size].view(bool)
+            n = min(logits.shape[-1], allowed.shape[0])
+            np.putmask(logits[:n], ~allowed[:n], -np.inf)
+            logits[n:] = -np.inf
+            return logits
         allowed = self.allowed(logits.device)
         n = min(logits.shape[-1], allowed.shape[0])
         logits[..., :n].masked_fill_(~allowed[:n], float("-inf"))

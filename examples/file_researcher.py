@@ -6,15 +6,15 @@ the tools cannot reach anything outside it, and cannot write.
 Run it (after `make demo` has installed everything):
     .venv/bin/python examples/file_researcher.py "What does the travel policy say about trains?"
 
-Output on 2026-11-24 (2 CPU cores, model cached):
-    loading the embedded model (the first run converts its GGUF once, about 20 s)...
-    loaded SmolLM2-135M-Instruct in 2.3 s
+Output on 2026-12-07 (2 CPU cores, the llama.cpp engine):
+    loading the embedded model...
+    loaded SmolLM2-135M-Instruct on the llama.cpp engine in 3.3 s
     task: What does the travel policy say about trains?
-    step 1 (29 tokens, 1.3 s): {"calls": [{"name": "search_files", "arguments": {"pattern": "train", "ignore_case": true}}]}
+    step 1 (29 tokens, 4.4 s): {"calls": [{"name": "search_files", "arguments": {"pattern": "train", "ignore_case": true}}]}
       -> search_files: travel_policy.md:3: Trains: book second class for trips under four hours.
-    step 2 (17 tokens, 0.6 s): {"final_answer": "Second class booked for trips under four hours."}
-    answer: Second class booked for trips under four hours.
-    total 1.9 s
+    step 2 (16 tokens, 0.5 s): {"final_answer": "Book second class for trips under four hours."}
+    answer: Book second class for trips under four hours.
+    total 4.9 s
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ EXAMPLES = [
         task="What changed in version 2.3?",
         calls=[ExampleCall(name="search_files", arguments={"pattern": "version 2.3", "ignore_case": True}, result="changelog.md:4: Version 2.3: fixed the export of reports to PDF.")],
         answer="It fixed the export of reports to PDF.",
+    ),
+    Example(
+        task="What does the product FAQ say about the warranty?",
+        calls=[ExampleCall(name="search_files", arguments={"pattern": "warranty", "ignore_case": True}, result="product_faq.md:3: Warranty: two years from the date of purchase.")],
+        answer="Two years from the date of purchase.",
     ),
 ]
 

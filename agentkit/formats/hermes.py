@@ -48,15 +48,17 @@ class HermesFormat(TextAnswerFormat):
 
     def _calls_rules(self) -> dict[str, str]:
         most = self.limits.max_calls
+        # A newline may end the calls: Qwen's likeliest ending after a call is "\n" then the end token,
+        # and without it the newline could only start another call, which the model is then forced to write.
         rules = {
-            "calls": "tagged_calls",
+            "calls": 'tagged_calls "\\n"?',
             "tagged_calls": repeat("call", "\n", most),
             "call": '"<tool_call>\\n" call_object "\\n</tool_call>"',
             "call_object": _json_rule(self.call_schema()),
         }
         if self.output_type is str:  # a JSON answer of a structured output type would start like a bare call
             objects = repeat("call_object", "\n", most)
-            rules["calls"] = "tagged_calls | bare_calls | fenced_calls"
+            rules["calls"] = '(tagged_calls | bare_calls | fenced_calls) "\\n"?'
             rules["bare_calls"] = objects
             rules["fenced_calls"] = f'"```json\\n" {objects} "\\n```"'
         return rules

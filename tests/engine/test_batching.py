@@ -25,12 +25,12 @@ def _math_agent_builder():
 
 
 @pytest.mark.slow
-def test_batched_agents_write_the_same_steps_as_sequential_ones(smollm2):
+def test_batched_agents_write_the_same_steps_as_sequential_ones(smollm2_torch):
     from agentkit.engine import LocalEngine
 
     build_agent = _math_agent_builder()
-    sequential = LocalEngine.from_model(smollm2.model, smollm2.tokenizer, max_batch=1)
-    batched = LocalEngine.from_model(smollm2.model, smollm2.tokenizer, max_batch=8)
+    sequential = LocalEngine.from_model(smollm2_torch.model, smollm2_torch.tokenizer, max_batch=1)
+    batched = LocalEngine.from_model(smollm2_torch.model, smollm2_torch.tokenizer, max_batch=8)
     alone = [[s.raw_output for s in build_agent(sequential).run(q).steps] for q in QUESTIONS]
 
     async def together():

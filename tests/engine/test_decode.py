@@ -19,15 +19,15 @@ def random_engine(smollm2_tokenizer, make_tiny_llama):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("prompt", PROMPTS)
-def test_greedy_unconstrained_equals_hf_generate(smollm2, prompt):
+def test_greedy_unconstrained_equals_hf_generate(smollm2_torch, prompt):
     import torch
 
     from agentkit.engine.decode import decode
 
-    ids = smollm2.tokenizer(prompt)["input_ids"]
+    ids = smollm2_torch.tokenizer(prompt)["input_ids"]
     with torch.inference_mode():
-        reference = smollm2.model.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False, eos_token_id=None)
-    ours = decode(smollm2.model, ids, max_new_tokens=24, eos_ids=set())
+        reference = smollm2_torch.model.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False, eos_token_id=None)
+    ours = decode(smollm2_torch.model, ids, max_new_tokens=24, eos_ids=set())
     assert ours.tokens == reference[0, len(ids):].tolist()
 
 

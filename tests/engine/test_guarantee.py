@@ -119,11 +119,16 @@ def _check_run(agent: Agent, task: str) -> list:
     return steps
 
 
-@pytest.fixture(scope="module")
-def random_engine(smollm2_tokenizer, make_tiny_llama):
-    from agentkit.engine import LocalEngine
+@pytest.fixture(scope="module", params=["torch", "llama.cpp"])
+def random_engine(request, smollm2_tokenizer, make_tiny_llama, make_tiny_gguf):
+    """The same random weights on each engine: the guarantee is the grammar's, whatever runs the model."""
+    from agentkit.engine import GGUFEngine, LocalEngine
 
-    return LocalEngine.from_model(make_tiny_llama(smollm2_tokenizer, seed=1234), smollm2_tokenizer)
+    model = make_tiny_llama(smollm2_tokenizer, seed=1234)
+    if request.param == "torch":
+        return LocalEngine.from_model(model, smollm2_tokenizer)
+    request.getfixturevalue("require_llama_cpp")
+    return GGUFEngine(make_tiny_gguf(model, "guarantee"), tokenizer=smollm2_tokenizer)
 
 
 def test_random_weights_give_only_valid_steps_over_100_seeds(random_engine):

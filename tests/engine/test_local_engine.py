@@ -149,7 +149,7 @@ def test_gguf_file_and_cached_copy_give_identical_logits(embedded_folder):
     from agentkit.engine import LocalEngine
     from agentkit.engine.loading import embedded_gguf_path
 
-    from_gguf = LocalEngine.from_pretrained(embedded_gguf_path())
+    from_gguf = LocalEngine.from_pretrained(embedded_gguf_path(), backend="torch")
     cached = LocalEngine.from_pretrained(embedded_folder)
     ids = torch.tensor([cached.tokenizer("The capital of France is")["input_ids"]])
     with torch.inference_mode():

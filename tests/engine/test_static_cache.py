@@ -126,15 +126,15 @@ def test_the_compiled_step_decodes_the_same_tokens_and_does_not_recompile_as_the
 
 @pytest.mark.slow
 @pytest.mark.parametrize("prompt", ["The capital of France is", "def fibonacci(n):", "Écris une phrase sur la mer."])
-def test_static_slot_greedy_equals_hf_generate(smollm2, prompt):
+def test_static_slot_greedy_equals_hf_generate(smollm2_torch, prompt):
     import torch
 
     from agentkit.engine.static_cache import StaticSlot
 
-    slot = StaticSlot(smollm2.model, 128, compile=False)
-    ids = smollm2.tokenizer(prompt)["input_ids"]
+    slot = StaticSlot(smollm2_torch.model, 128, compile=False)
+    ids = smollm2_torch.tokenizer(prompt)["input_ids"]
     with torch.inference_mode():
-        reference = smollm2.model.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False, eos_token_id=None)
+        reference = smollm2_torch.model.generate(torch.tensor([ids]), max_new_tokens=24, do_sample=False, eos_token_id=None)
         logits, ours = slot.forward(ids), []
         for _ in range(24):
             ours.append(int(logits.argmax()))

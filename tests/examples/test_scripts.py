@@ -11,7 +11,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCRIPTS = [
     ("math_assistant.py", "answer: 391"),
-    ("file_researcher.py", "answer: Second class"),
+    ("file_researcher.py", "answer: Book second class"),
     ("sql_analyst.py", "answer: 2"),
     ("weather_desk.py", "answer: Tokyo: 24°C, cloudy."),
     ("router.py", "answer: 540"),

@@ -1,0 +1,237 @@
+"""`GGUFEngine`: a GGUF file run by llama.cpp's CPU kernels, decoding every step under the step grammar.
+
+On CPU a torch forward streams fp32 weights at ~10 GB/s; ggml's quantised kernels read the GGUF's own
+4-8-bit weights several times faster (benchmarks/RESULTS.md). Everything above the forward pass is
+the torch engine's: the same tokenizer and chat template build the same token ids, the same
+llguidance mask and `choose_next` pick each token (sampling in numpy: no torch op runs per token,
+so torch's threads never contend with llama.cpp's), tokens the grammar forces ride along
+in the same `llama_decode` call (jump-forward), and earlier conversations' KV sequences are reused.
+
+Requests take turns on one llama.cpp context (as the torch engine's do on CPU, where a batched pass
+costs about two single ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentkit.backend import Generation, GenerationRequest
+from agentkit.errors import ModelCapabilityError
+from agentkit.types import Message
+from agentkit.engine.chat import render_prompt
+from agentkit.engine.llama_context import DEFAULT_BATCH_TOKENS, DEFAULT_SEQUENCES, LlamaContext
+from agentkit.engine.loading import cached_tokenizer, embedded_gguf_path, resolve_model_path
+from agentkit.engine.model_info import native_tool_format
+from agentkit.engine.prompt_tokens import TokenMemo, check_fits, numpy_generator
+
+
+class GGUFEngine:
+    """A GGUF model run by llama.cpp in this process, behind the same `Backend`/`Scorer` protocols as `LocalEngine`.
+
+    `context_tokens` sets the KV cells (default: the model's trained context, at most 8192);
+    `sequences` how many conversation prefixes are kept for reuse; `threads` the CPU threads
+    (default: every core this process may use); `tokenizer` a Hugging Face tokenizer to use instead
+    of the one built from the GGUF's metadata (it must have the same vocabulary). `LocalEngine.from_pretrained(path)` returns this
+    engine for a .gguf file on CPU when llama-cpp-python is installed.
+
+    Example:
+        >>> engine = GGUFEngine.from_pretrained("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")   # doctest: +SKIP
+        >>> engine.generate(GenerationRequest(messages=[Message(role="user", content="Hi")])).text  # doctest: +SKIP
+    """
+
+    backend = "llama.cpp"
+    device = "cpu"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        context_tokens: int | None = None,
+        sequences: int = DEFAULT_SEQUENCES,
+        threads: int | None = None,
+        batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        jump_forward: bool = True,
+        tokenizer: Any | None = None,
+    ) -> None:
+        from agentkit.engine.grammar import GrammarCompiler, TokenMask
+
+        folder, gguf_file = resolve_model_path(path)
+        if gguf_file is None:
+            raise ValueError(f"{str(path)!r} is a Hugging Face folder: the llama.cpp engine runs .gguf files. Load it with backend='torch'.")
+        self.path = folder / gguf_file
+        self.name = name or gguf_file
+        self.tokenizer = tokenizer if tokenizer is not None else cached_tokenizer(self.path)
+        self.llama = LlamaContext(self.path, context_tokens=context_tokens, sequences=sequences, threads=threads, batch_tokens=batch_tokens)
+        self.context_window = self.llama.context_tokens
+        self.grammars = GrammarCompiler(self.tokenizer)
+        self.eos_ids = _eos_ids(self.tokenizer, self.llama)
+        self.jump_forward = jump_forward
+        self._tokens = TokenMemo(self.tokenizer)
+        self._lock = threading.Lock()  # one llama.cpp context: requests take turns
+        self._mask = TokenMask(self.grammars.vocab_size)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str], **options: Any) -> GGUFEngine:
+        """Load a .gguf file (or a folder holding exactly one); never downloads anything."""
+        return cls(path, **options)
+
+    @classmethod
+    def default(cls, **options: Any) -> GGUFEngine:
+        """The embedded SmolLM2-135M-Instruct, run from its GGUF as shipped (Q4_1)."""
+        return cls(embedded_gguf_path(), name="SmolLM2-135M-Instruct", **options)
+
+    def close(self) -> None:
+        """Free llama.cpp's model and context now rather than when the engine is collected."""
+        with self._lock:
+            self.llama.close()
+
+    supports_images = False  # no vision tower in this engine: the torch engine runs vision-language folders
+
+    @property
+    def native_tool_format(self) -> str | None:
+        """The tool format (`agentkit.formats`) this model's chat template renders, None if it has none."""
+        return native_tool_format(getattr(self.tokenizer, "chat_template", None))
+
+    # -- Backend protocol ------------------------------------------------------------------------
+
+    def count_tokens(self, messages: list[Message], *, tools: list[dict[str, Any]] | None = None) -> int:
+        """Exact prompt length in tokens for `messages` (and `tools`, for a native tool template)."""
+        return len(self._prompt(messages, tools)[1])
+
+    def _prompt(self, messages: list[Message], tools: list[dict[str, Any]] | None) -> tuple[str, list[int]]:
+        if any(m.images for m in messages):
+            raise ModelCapabilityError(
+                f"{self.name} runs on the llama.cpp engine, which reads no images. Load a vision-language model "
+                "folder with LocalEngine.from_pretrained(folder, backend='torch'), or leave the images out."
+            )
+        text = render_prompt(self.tokenizer, messages, tools=tools)
+        return text, self._tokens.tokenize(text)
+
+    def generate(self, request: GenerationRequest, *, cancel: threading.Event | None = None) -> Generation:
+        """Decode one reply; constrained to `request.grammar` or `request.json_schema` when set.
+
+        Setting `cancel` (from any thread) stops the decode at its next token; the reply so far
+        comes back with `finish_reason="length"` and `details["cancelled"]` true.
+        """
+        from agentkit.engine.decode import choose_next
+
+        started = time.perf_counter()
+        prompt_text, prompt_ids = self._prompt(request.messages, request.tools)
+        check_fits(self.name, len(prompt_ids), request.max_tokens, self.context_window)
+        generator = numpy_generator(request)
+        constraint = request.grammar if request.grammar is not None else request.json_schema
+        matcher = self.grammars.matcher(constraint) if constraint is not None else None
+        tokens: list[int] = []
+        passes = forced = 0
+        mask_seconds = 0.0
+        finish = "length"
+        with self._lock:
+            mask = self._mask if matcher is not None else None  # one buffer: requests take turns
+            waited = time.perf_counter()
+            seq, reused = self.llama.claim(prompt_ids)
+            logits = self.llama.decode(seq, prompt_ids[reused:], cancel=cancel)
+            prefill_seconds = time.perf_counter() - waited
+            while logits is not None and len(tokens) < request.max_tokens:
+                if cancel is not None and cancel.is_set():
+                    break
+                passes += 1
+                choice = choose_next(
+                    logits, matcher=matcher, mask=mask, temperature=request.temperature, top_p=request.top_p,
+                    generator=generator, eos_ids=self.eos_ids, jump_forward=self.jump_forward,
+                    budget=request.max_tokens - len(tokens),
+                )
+                mask_seconds += choice.mask_seconds
+                forced += choice.forced
+                if choice.ended:
+                    finish = "stop"
+                    break
+                tokens += choice.tokens
+                if choice.complete:
+                    finish = "stop"
+                    break
+                if len(tokens) >= request.max_tokens:
+                    break
+                logits = self.llama.decode(seq, choice.tokens)
+            cancelled = cancel is not None and cancel.is_set()
+        text = self.tokenizer.decode(tokens, skip_special_tokens=False)
+        self._tokens.remember(prompt_text + text, prompt_ids + tokens)
+        seconds = time.perf_counter() - started
+        return Generation(
+            text=text,
+            prompt_tokens=len(prompt_ids),
+            completion_tokens=len(tokens),
+            seconds=seconds,
+            finish_reason="stop" if finish == "stop" and not cancelled else "length",
+            details={
+                "backend": self.backend,
+                "forward_passes": passes,
+                "prefill_tokens": len(prompt_ids) - reused,
+                "reused_tokens": reused,
+                "jump_forward_tokens": forced,
+                "prefill_seconds": prefill_seconds,
+                "decode_seconds": time.perf_counter() - waited - prefill_seconds,
+                "mask_seconds": mask_seconds,
+                "cancelled": cancelled,
+            },
+        )
+
+    def score(self, request: GenerationRequest, replies: list[str]) -> list[float]:
+        """The log-probability the model gives each of `replies` as its whole reply to `request`.
+
+        Teacher-forced and unconstrained, the end-of-turn token included, like `LocalEngine.score`;
+        the prompt's KV cells are shared by every reply (decoded once).
+
+        Example:
+            >>> engine.score(request, ['{"final_answer": "4"}', '{"final_answer": "5"}'])  # doctest: +SKIP
+            [-3.2, -7.9]
+        """
+        prompt_text, prompt_ids = self._prompt(request.messages, request.tools)
+        eos = self.tokenizer.eos_token_id
+        end = [eos if eos in self.eos_ids else min(self.eos_ids)] if self.eos_ids else []
+        scores = []
+        with self._lock:
+            for reply in replies:
+                reply_ids = list(self.tokenizer(reply, add_special_tokens=False)["input_ids"])
+                targets = reply_ids + end
+                if not targets:
+                    scores.append(0.0)
+                    continue
+                seq, reused = self.llama.claim(prompt_ids)
+                first = self.llama.decode(seq, prompt_ids[reused:])
+                rows = [first[None].copy()]
+                if len(targets) > 1:
+                    rows.append(self.llama.decode(seq, targets[:-1], every_logit=True))
+                logits = np.concatenate(rows).astype(np.float64)
+                peak = logits.max(axis=1, keepdims=True)
+                log_norm = peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1))
+                picked = logits[np.arange(len(targets)), targets] - log_norm
+                scores.append(float(picked.sum()))
+                self._tokens.remember(prompt_text + reply, prompt_ids + reply_ids)
+        return scores
+
+    async def agenerate(self, request: GenerationRequest) -> Generation:
+        """`generate` in a worker thread; cancelling the awaiting task also stops the decode."""
+        cancel = threading.Event()
+        try:
+            return await asyncio.to_thread(self.generate, request, cancel=cancel)
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+
+    def _prompt_ids(self, messages: list[Message]) -> list[int]:
+        return self._prompt(messages, None)[1]
+
+
+def _eos_ids(tokenizer: Any, llama: LlamaContext) -> set[int]:
+    """The tokenizer's end token and the GGUF's: the torch engine's rule (its generation config takes the
+    GGUF's eos id), so both engines stop on the same tokens."""
+    ids = {i for i in (tokenizer.eos_token_id, llama.end_of_sequence_id()) if isinstance(i, int)}
+    return ids

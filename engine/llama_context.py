@@ -1,0 +1,279 @@
+"""llama.cpp's C API, just as much as `GGUFEngine` needs: load a GGUF, decode into KV sequences, read logits.
+
+llama-cpp-python's ctypes bindings are used directly (not its `Llama` class): the engine needs several
+KV sequences in one context for prefix reuse (one per conversation prefix, sharing cells where they
+share tokens), logits for every position when scoring and for one when decoding, and its own sampler
+(llguidance's mask, the same code as the torch engine), none of which that class exposes.
+
+Every function here must be called with the engine's lock held: a llama.cpp context is not
+thread-safe.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentkit.errors import ContextOverflowError, ModelLoadError
+from agentkit.engine.kv_cache import common_prefix
+
+DEFAULT_CONTEXT_TOKENS = 8192  # KV cells per engine unless the caller asks for more (the model may train on 32K+)
+DEFAULT_SEQUENCES = 8  # conversation prefixes kept for reuse (cells they share are stored once)
+DEFAULT_BATCH_TOKENS = 512  # prompt tokens per llama_decode call (llama.cpp's own default)
+
+_LOG_LINES: deque[str] = deque(maxlen=40)  # llama.cpp's recent log lines, quoted in load errors
+_log_callback: Any = None  # kept alive: llama.cpp calls it from C
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+
+def _init_backend() -> Any:
+    """Import the binding, send llama.cpp's logging to a small buffer (not stderr), init the backend once."""
+    global _backend_ready, _log_callback
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ModelLoadError(
+            "The llama.cpp engine needs llama-cpp-python: `make llama-cpp` (or `pip install 'agentkit[llama-cpp]'`, "
+            "which compiles llama.cpp: about 10 minutes on 2 cores), or load with backend='torch'."
+        ) from exc
+    with _backend_lock:
+        if not _backend_ready:
+
+            @llama_cpp.llama_log_callback
+            def _log(level: int, text: bytes, user_data: Any) -> None:
+                _LOG_LINES.append(text.decode("utf-8", "replace"))
+
+            _log_callback = _log
+            llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+    return llama_cpp
+
+
+def default_threads() -> int:
+    """The cores this process may run on (llama.cpp's own default assumes 4)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class _Sequence:
+    """One KV sequence of the context: the token ids its cells hold, and when it was last used."""
+
+    ids: list[int] = field(default_factory=list)
+    used: float = 0.0
+
+
+class LlamaContext:
+    """A GGUF model and one llama.cpp context with `sequences` KV sequences sharing `context_tokens` cells.
+
+    Example:
+        >>> ctx = LlamaContext(Path("model.gguf"))             # doctest: +SKIP
+        >>> seq, reused = ctx.claim(prompt_ids)                # doctest: +SKIP
+        >>> logits = ctx.decode(seq, prompt_ids[reused:])      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        context_tokens: int | None = None,
+        sequences: int = DEFAULT_SEQUENCES,
+        threads: int | None = None,
+        batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    ) -> None:
+        lib = self._lib = _init_backend()
+        if sequences < 1 or batch_tokens < 1:
+            raise ValueError(f"sequences and batch_tokens must be at least 1, got {sequences} and {batch_tokens}.")
+        _LOG_LINES.clear()
+        params = lib.llama_model_default_params()
+        # No repacked copy of the weights (llama.cpp's "extra buffer types"): measured on 2 cores it
+        # decodes no faster (SmolLM2 Q4_1, Qwen Q4_K_M), prefills Q4_K_M slower, and holds a second
+        # copy beside the mapped file (1.5B: 2.0 GB peak RSS instead of 1.4 GB).
+        params.use_extra_bufts = False
+        self.model = lib.llama_model_load_from_file(str(path).encode(), params)
+        if not self.model:
+            raise ModelLoadError(f"llama.cpp could not load {str(path)!r}: {_last_log()}. Check the file, or load it with backend='torch'.")
+        self.vocab = lib.llama_model_get_vocab(self.model)
+        self.n_vocab = int(lib.llama_vocab_n_tokens(self.vocab))
+        self.trained_context = int(lib.llama_model_n_ctx_train(self.model))
+        wanted = context_tokens or min(self.trained_context or DEFAULT_CONTEXT_TOKENS, DEFAULT_CONTEXT_TOKENS)
+        cparams = lib.llama_context_default_params()
+        cparams.n_ctx = wanted
+        cparams.n_batch = batch_tokens
+        cparams.n_ubatch = batch_tokens
+        cparams.n_seq_max = sequences
+        cparams.kv_unified = True  # one pool of cells: sequences that share a prefix share its cells
+        cparams.n_threads = cparams.n_threads_batch = threads or default_threads()
+        cparams.no_perf = True
+        # Flash attention off: on these CPUs it slows decode as the context grows (SmolLM2 at 1,000
+        # tokens: 30 tok/s with it, 59 without; Qwen 0.5B: 16 vs 22).
+        cparams.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        self.ctx = lib.llama_init_from_model(self.model, cparams)
+        if not self.ctx:
+            lib.llama_model_free(self.model)
+            raise ModelLoadError(f"llama.cpp could not make a context of {wanted} tokens for {str(path)!r}: {_last_log()}. Try a smaller context_tokens.")
+        self.context_tokens = int(lib.llama_n_ctx(self.ctx))
+        self.memory = lib.llama_get_memory(self.ctx)
+        self.batch_tokens = batch_tokens
+        self._batch = lib.llama_batch_init(batch_tokens, 0, 1)
+        self._sequences = [_Sequence() for _ in range(sequences)]
+
+    def close(self) -> None:
+        """Free the context and the model (also done when the object is collected)."""
+        lib = self._lib
+        if getattr(self, "ctx", None):
+            lib.llama_batch_free(self._batch)
+            lib.llama_free(self.ctx)
+            self.ctx = None
+        if getattr(self, "model", None):
+            lib.llama_model_free(self.model)
+            self.model = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: the library may already be gone
+            pass
+
+    # -- the vocabulary ---------------------------------------------------------------------------
+
+    def end_of_sequence_id(self) -> int | None:
+        """The GGUF's end-of-sequence token (`tokenizer.ggml.eos_token_id`), None if it names none."""
+        eos = int(self._lib.llama_vocab_eos(self.vocab))
+        return eos if 0 <= eos < self.n_vocab else None
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        """llama.cpp's own tokenisation of `text` (used by tests to check the HF tokenizer agrees)."""
+        data = text.encode("utf-8")
+        size = len(data) + 16
+        out = (self._lib.llama_token * size)()
+        n = self._lib.llama_tokenize(self.vocab, data, len(data), out, size, False, special)
+        return list(out[:n])
+
+    # -- KV sequences -----------------------------------------------------------------------------
+
+    def claim(self, prompt_ids: list[int]) -> tuple[int, int]:
+        """A sequence to decode `prompt_ids` into and how many of its first tokens it already holds.
+
+        The sequence sharing the longest prefix is continued in place when it holds nothing beyond
+        that prefix; when it does (another conversation, or a scored alternative), the shared prefix
+        is copied into a free or least-recently-used sequence so the original stays for whoever
+        continues it. In a unified KV cache the copy shares the cells: no data moves. At least the
+        last prompt token is left to decode, so the caller always gets fresh logits.
+        """
+        best, shared = 0, -1
+        for index, sequence in enumerate(self._sequences):
+            n = common_prefix(sequence.ids, prompt_ids)
+            if n > shared or (n == shared and sequence.used < self._sequences[best].used):
+                best, shared = index, n
+        shared = min(shared, len(prompt_ids) - 1)
+        if shared > 0 and len(self._sequences[best].ids) > shared:
+            target = self._spare(avoid=best)
+            self._clear(target)
+            self._lib.llama_memory_seq_cp(self.memory, best, target, 0, shared)
+            self._sequences[target].ids = list(prompt_ids[:shared])
+            best = target
+        elif shared <= 0:
+            best, shared = self._spare(avoid=-1), 0
+            self._clear(best)
+        self._sequences[best].used = time.monotonic()
+        return best, shared
+
+    def _spare(self, *, avoid: int) -> int:
+        """An empty sequence, else the least recently used one (never `avoid`)."""
+        candidates = [i for i in range(len(self._sequences)) if i != avoid]
+        empty = [i for i in candidates if not self._sequences[i].ids]
+        if empty:
+            return empty[0]
+        return min(candidates, key=lambda i: self._sequences[i].used) if candidates else avoid
+
+    def _clear(self, seq: int) -> None:
+        self._lib.llama_memory_seq_rm(self.memory, seq, -1, -1)
+        self._sequences[seq].ids = []
+
+    def held(self, seq: int) -> list[int]:
+        """The token ids sequence `seq` holds."""
+        return self._sequences[seq].ids
+
+    def reset(self) -> None:
+        """Forget every sequence (the next request prefills from scratch)."""
+        for index in range(len(self._sequences)):
+            self._clear(index)
+
+    # -- decoding ---------------------------------------------------------------------------------
+
+    def decode(self, seq: int, ids: list[int], *, every_logit: bool = False, cancel: threading.Event | None = None) -> np.ndarray | None:
+        """Append `ids` to sequence `seq`; return the last token's logits, or every token's with `every_logit`.
+
+        Runs in chunks of `batch_tokens`. When the cells run out, sequences not in use are evicted
+        (least recently used first) and the chunk is retried. Returns None if `cancel` was set
+        between chunks (the sequence then holds the chunks decoded so far).
+        """
+        rows: list[np.ndarray] = []
+        last: np.ndarray | None = None
+        for start in range(0, len(ids), self.batch_tokens):
+            if cancel is not None and cancel.is_set():
+                return None
+            chunk = ids[start : start + self.batch_tokens]
+            self._fill(seq, chunk, every_logit=every_logit)
+            self._decode_with_room(seq)
+            self._sequences[seq].ids += chunk
+            if every_logit:
+                rows.extend(self._logits(i).copy() for i in range(len(chunk)))
+            else:
+                last = self._logits(len(chunk) - 1)
+        if every_logit:
+            return np.stack(rows) if rows else np.zeros((0, self.n_vocab), dtype=np.float32)
+        return last
+
+    def _fill(self, seq: int, chunk: list[int], *, every_logit: bool) -> None:
+        batch, position = self._batch, len(self._sequences[seq].ids)
+        batch.n_tokens = len(chunk)
+        for i, token in enumerate(chunk):
+            batch.token[i] = token
+            batch.pos[i] = position + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq
+            batch.logits[i] = every_logit or i == len(chunk) - 1
+
+    def _decode_with_room(self, seq: int) -> None:
+        while True:
+            status = self._lib.llama_decode(self.ctx, self._batch)
+            if status == 0:
+                return
+            if status == 1:  # no room in the KV cells: evict another sequence and retry
+                others = [i for i, s in enumerate(self._sequences) if i != seq and s.ids]
+                if others:
+                    self._clear(min(others, key=lambda i: self._sequences[i].used))
+                    continue
+                raise ContextOverflowError(
+                    f"The conversation needs more than the engine's {self.context_tokens} KV cells. "
+                    "Load the model with a larger context_tokens, or shorten the prompt.",
+                    prompt_tokens=len(self._sequences[seq].ids) + int(self._batch.n_tokens),
+                    context_window=self.context_tokens,
+                    reserved_tokens=0,
+                )
+            raise RuntimeError(f"llama_decode failed with status {status}: {_last_log()}")
+
+    def _logits(self, index: int) -> np.ndarray:
+        """A view of the logits of batch position `index` (valid until the next decode)."""
+        pointer = self._lib.llama_get_logits_ith(self.ctx, index)
+        return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+
+
+def _last_log() -> str:
+    lines = [line.strip() for line in _LOG_LINES if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() or "failed" in line.lower()]
+    return "; ".join((errors or lines)[-3:]) or "no details from llama.cpp"
