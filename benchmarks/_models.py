@@ -27,12 +27,16 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer", help="tokenizer folder for --random-8b (default: the embedded SmolLM2's)")
 
 
-def load_engine(args: argparse.Namespace, **options):
-    """A LocalEngine for the benchmark's model options; `options` go to the engine (e.g. max_batch)."""
+def load_engine(args: argparse.Namespace, *, backend: str | None = None, **options):
+    """An engine for the benchmark's model options; `options` go to the engine (e.g. max_batch).
+
+    `backend="torch"` for benchmarks of the torch engine's own machinery (static slot, batching, HF
+    comparisons); otherwise `--backend` decides (auto: llama.cpp for a GGUF on CPU when installed).
+    """
     from agentkit.engine import LocalEngine
     from agentkit.engine.loading import torch_dtype
 
-    backend = getattr(args, "backend", "auto")
+    backend = backend or getattr(args, "backend", "auto")
     if backend == "auto" and options:  # max_batch, static_cache...: settings of the torch engine's benchmarks
         backend = "torch"
     if getattr(args, "model", None) and not args.random_8b:
@@ -63,6 +67,10 @@ def device_label(engine) -> str:
 
     import torch
 
+    if getattr(engine, "backend", "torch") == "llama.cpp":
+        import llama_cpp
+
+        return f"CPU {platform.processor() or platform.machine()}, llama.cpp engine (llama-cpp-python {llama_cpp.__version__})"
     if engine.device.type == "cuda":
         return f"{torch.cuda.get_device_name(engine.device)}, torch {torch.__version__}"
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"

@@ -120,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    engine = load_engine(args)
+    engine = load_engine(args, backend="torch")  # HF generate runs on the same torch model
     agent = build_agent(engine)
     schema = agent.step_format.grammar_schema()
 
