@@ -125,7 +125,13 @@ from agentkit import GenerationRequest, Message
 engine = GGUFEngine(sys.argv[1])
 loaded = time.perf_counter() - started
 engine.generate(GenerationRequest(messages=[Message(role="user", content="Count to twenty.")], max_tokens=32))
-print(json.dumps({"load_seconds": loaded, "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# An agent-sized step: a ~750-token prompt, a reply, and two replies scored (call pruning's work).
+step = GenerationRequest(messages=[Message(role="user", content="Trains and travel policies. " * 110 + "Summarise.")], max_tokens=48)
+engine.generate(step)
+engine.score(step, ["A summary of the travel policy for trains, in one line. " * 4, "No."])
+working = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"load_seconds": loaded, "peak_rss_bytes": peak, "working_peak_rss_bytes": working, "torch_imported": "torch" in sys.modules}))
 """
 
 
@@ -163,6 +169,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: every core)")
     parser.add_argument("--no-torch", action="store_true", help="skip the torch engine's decode row")
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--load-only", action="store_true", help="only the loading figures (4.)")
     args = parser.parse_args()
 
     from agentkit.engine import GGUFEngine
@@ -172,6 +179,11 @@ def main() -> None:
     path = gguf_file(args.model)
     first_load = load_in_child(path)  # a cold tokenizer cache only on the very first run of this file
     second_load = load_in_child(path)
+    size = path.stat().st_size
+    if args.load_only:
+        print(f"{path.name}: {json.dumps({'first_load': first_load, 'second_load': second_load})}")
+        print_load(first_load, second_load, size)
+        return
     engine = GGUFEngine(path, threads=threads)
     llm = llama_cpp_reference(path, threads, engine.context_window)
     messages = [Message(role="user", content=PROMPT)]
@@ -204,7 +216,6 @@ def main() -> None:
     from importlib.metadata import version
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.machine())
-    size = path.stat().st_size
     report = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"), "device": f"CPU {cpu}, {threads} threads",
         "model": path.name, "file_bytes": size,
@@ -227,10 +238,16 @@ def main() -> None:
     print(f"  effective: agentkit {ours_rate:.1f} tok/s, llama.cpp GBNF {theirs_rate:.1f} tok/s: {ours_rate / theirs_rate:.2f}x")
     print(f"grammar mask: {mask_per_pass * 1e3:.3f} ms per pass, {100 * mask_per_pass / pass_seconds:.1f}% of a decode pass "
           f"({pass_seconds * 1e3:.2f} ms)")
-    print(f"load: first {first_load['load_seconds']:.2f} s, second {second_load['load_seconds']:.2f} s; peak RSS "
-          f"{second_load['peak_rss_bytes'] / 1e6:.0f} MB = {second_load['peak_rss_bytes'] / size:.2f}x the file")
+    print_load(first_load, second_load, size)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
+
+
+def print_load(first: dict, second: dict, size: int) -> None:
+    print(f"load: first {first['load_seconds']:.2f} s, second {second['load_seconds']:.2f} s (torch imported: "
+          f"{second['torch_imported']}); peak RSS after a short reply {second['peak_rss_bytes'] / 1e6:.0f} MB = "
+          f"{second['peak_rss_bytes'] / size:.2f}x the file, after an agent-sized step and scoring "
+          f"{second['working_peak_rss_bytes'] / 1e6:.0f} MB = {second['working_peak_rss_bytes'] / size:.2f}x")
 
 
 def json_equal(a: str, b: str) -> bool:

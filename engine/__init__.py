@@ -23,9 +23,11 @@ __all__ = ["GGUFEngine", "LocalEngine"]
 
 def __getattr__(name: str) -> Any:
     if name in ("LocalEngine", "GGUFEngine"):
-        try:
-            from agentkit.engine.gguf_engine import GGUFEngine
-            from agentkit.engine.local import LocalEngine
+        try:  # neither module imports torch: the llama.cpp engine never needs it
+            if name == "GGUFEngine":
+                from agentkit.engine.gguf_engine import GGUFEngine as engine
+            else:
+                from agentkit.engine.local import LocalEngine as engine
         except ImportError as exc:
             from agentkit.errors import ModelLoadError
 
@@ -33,5 +35,5 @@ def __getattr__(name: str) -> Any:
                 f"The local engine needs packages that are not installed ({exc.name}). "
                 "Install them with `pip install 'agentkit[local]'`."
             ) from exc
-        return LocalEngine if name == "LocalEngine" else GGUFEngine
+        return engine
     raise AttributeError(f"module 'agentkit.engine' has no attribute {name!r}")

@@ -22,7 +22,9 @@ from typing import Any
 
 import torch
 
-from agentkit.engine.decode import DEFAULT_PREFILL_CHUNK, DecodeResult, choose_next, prefill
+from agentkit.engine.decode import DecodeResult, prefill
+from agentkit.engine.prompt_tokens import DEFAULT_PREFILL_CHUNK
+from agentkit.engine.sampling import choose_next
 from agentkit.engine.grammar import TokenMask
 from agentkit.engine.kv_cache import cache_argument, common_prefix, copy_positions, new_cache
 from agentkit.engine.static_cache import StaticSlot

@@ -26,10 +26,10 @@ from agentkit.backend import Generation, GenerationRequest
 from agentkit.errors import ModelCapabilityError
 from agentkit.types import Message
 from agentkit.engine.chat import render_prompt
-from agentkit.engine.llama_context import DEFAULT_BATCH_TOKENS, DEFAULT_SEQUENCES, LlamaContext
-from agentkit.engine.loading import cached_tokenizer, embedded_gguf_path, resolve_model_path
+from agentkit.engine.llama_context import DEFAULT_BATCH_TOKENS, DEFAULT_SEQUENCES, LlamaContext, log_prob
+from agentkit.engine.loading import cached_tokenizer, embedded_gguf_path, resolve_model_path, token_table_path
 from agentkit.engine.model_info import native_tool_format
-from agentkit.engine.prompt_tokens import TokenMemo, check_fits, numpy_generator
+from agentkit.engine.prompt_tokens import TokenMemo, check_fits, numpy_generator, reply_targets
 
 
 class GGUFEngine:
@@ -71,7 +71,8 @@ class GGUFEngine:
         self.tokenizer = tokenizer if tokenizer is not None else cached_tokenizer(self.path)
         self.llama = LlamaContext(self.path, context_tokens=context_tokens, sequences=sequences, threads=threads, batch_tokens=batch_tokens)
         self.context_window = self.llama.context_tokens
-        self.grammars = GrammarCompiler(self.tokenizer)
+        # The token table is cached beside the tokenizer only when it is the GGUF's own tokenizer.
+        self.grammars = GrammarCompiler(self.tokenizer, token_table_cache=None if tokenizer is not None else token_table_path(self.path))
         self.eos_ids = _eos_ids(self.tokenizer, self.llama)
         self.jump_forward = jump_forward
         self._tokens = TokenMemo(self.tokenizer)
@@ -121,7 +122,7 @@ class GGUFEngine:
         Setting `cancel` (from any thread) stops the decode at its next token; the reply so far
         comes back with `finish_reason="length"` and `details["cancelled"]` true.
         """
-        from agentkit.engine.decode import choose_next
+        from agentkit.engine.sampling import choose_next
 
         started = time.perf_counter()
         prompt_text, prompt_ids = self._prompt(request.messages, request.tools)
@@ -194,26 +195,16 @@ class GGUFEngine:
             [-3.2, -7.9]
         """
         prompt_text, prompt_ids = self._prompt(request.messages, request.tools)
-        eos = self.tokenizer.eos_token_id
-        end = [eos if eos in self.eos_ids else min(self.eos_ids)] if self.eos_ids else []
         scores = []
         with self._lock:
             for reply in replies:
-                reply_ids = list(self.tokenizer(reply, add_special_tokens=False)["input_ids"])
-                targets = reply_ids + end
+                reply_ids, targets = reply_targets(self.tokenizer, reply, self.eos_ids)
                 if not targets:
                     scores.append(0.0)
                     continue
                 seq, reused = self.llama.claim(prompt_ids)
-                first = self.llama.decode(seq, prompt_ids[reused:])
-                rows = [first[None].copy()]
-                if len(targets) > 1:
-                    rows.append(self.llama.decode(seq, targets[:-1], every_logit=True))
-                logits = np.concatenate(rows).astype(np.float64)
-                peak = logits.max(axis=1, keepdims=True)
-                log_norm = peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1))
-                picked = logits[np.arange(len(targets)), targets] - log_norm
-                scores.append(float(picked.sum()))
+                first = log_prob(self.llama.decode(seq, prompt_ids[reused:]), targets[0])
+                scores.append(first + float(self.llama.target_log_probs(seq, targets[:-1], targets[1:]).sum()))
                 self._tokens.remember(prompt_text + reply, prompt_ids + reply_ids)
         return scores
 

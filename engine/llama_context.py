@@ -214,29 +214,40 @@ class LlamaContext:
 
     # -- decoding ---------------------------------------------------------------------------------
 
-    def decode(self, seq: int, ids: list[int], *, every_logit: bool = False, cancel: threading.Event | None = None) -> np.ndarray | None:
-        """Append `ids` to sequence `seq`; return the last token's logits, or every token's with `every_logit`.
+    def decode(self, seq: int, ids: list[int], *, cancel: threading.Event | None = None) -> np.ndarray | None:
+        """Append `ids` to sequence `seq` and return the last token's logits (a view, valid until the next decode).
 
         Runs in chunks of `batch_tokens`. When the cells run out, sequences not in use are evicted
         (least recently used first) and the chunk is retried. Returns None if `cancel` was set
         between chunks (the sequence then holds the chunks decoded so far).
         """
-        rows: list[np.ndarray] = []
         last: np.ndarray | None = None
         for start in range(0, len(ids), self.batch_tokens):
             if cancel is not None and cancel.is_set():
                 return None
             chunk = ids[start : start + self.batch_tokens]
-            self._fill(seq, chunk, every_logit=every_logit)
-            self._decode_with_room(seq)
-            self._sequences[seq].ids += chunk
-            if every_logit:
-                rows.extend(self._logits(i).copy() for i in range(len(chunk)))
-            else:
-                last = self._logits(len(chunk) - 1)
-        if every_logit:
-            return np.stack(rows) if rows else np.zeros((0, self.n_vocab), dtype=np.float32)
+            self._run(seq, chunk, every_logit=False)
+            last = self._logits(len(chunk) - 1)
         return last
+
+    def target_log_probs(self, seq: int, ids: list[int], targets: list[int]) -> np.ndarray:
+        """Append `ids` to `seq`; return the log-probability of `targets[i]` after `ids[: i + 1]`, for each i.
+
+        Reduced row by row as each chunk is decoded: a long reply never becomes a tokens x vocabulary
+        array (300 tokens of a 150K vocabulary would be 180 MB, twice that in float64).
+        """
+        out = np.empty(len(ids), dtype=np.float64)
+        for start in range(0, len(ids), self.batch_tokens):
+            chunk = ids[start : start + self.batch_tokens]
+            self._run(seq, chunk, every_logit=True)
+            for i in range(len(chunk)):
+                out[start + i] = log_prob(self._logits(i), targets[start + i])
+        return out
+
+    def _run(self, seq: int, chunk: list[int], *, every_logit: bool) -> None:
+        self._fill(seq, chunk, every_logit=every_logit)
+        self._decode_with_room(seq)
+        self._sequences[seq].ids += chunk
 
     def _fill(self, seq: int, chunk: list[int], *, every_logit: bool) -> None:
         batch, position = self._batch, len(self._sequences[seq].ids)
@@ -271,6 +282,12 @@ class LlamaContext:
         """A view of the logits of batch position `index` (valid until the next decode)."""
         pointer = self._lib.llama_get_logits_ith(self.ctx, index)
         return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+
+
+def log_prob(logits: np.ndarray, target: int) -> float:
+    """log softmax(logits)[target], in float64 without a float64 copy of the row."""
+    peak = float(logits.max())
+    return float(logits[target]) - peak - float(np.log(np.exp(logits - peak, dtype=np.float64).sum()))
 
 
 def _last_log() -> str:

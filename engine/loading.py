@@ -174,20 +174,15 @@ def cached_conversion(gguf_path: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
-    try:
+
+    def write(folder: Path) -> None:
         with _quiet_transformers():
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-        (tmp / "agentkit-source.json").write_text(json.dumps({"gguf": str(gguf_path), "size": stat.st_size}))
-        try:
-            tmp.rename(target)
-        except OSError:  # another process converted it first
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+        (folder / "agentkit-source.json").write_text(json.dumps({"gguf": str(gguf_path), "size": stat.st_size}))
+
+    if not _write_folder(target, write) and not (target / "config.json").is_file():
+        raise ModelLoadError(f"Could not write the converted model to {str(target)!r}. Set AGENTKIT_CACHE_DIR to a writable folder.")
     return target
 
 
@@ -202,38 +197,123 @@ def cached_tokenizer(gguf_path: Path) -> Any:
 
     The llama.cpp engine runs the GGUF's weights as they are but tokenises and renders prompts with
     this tokenizer, exactly as the torch engine does, so both build the same token ids. Building it
-    from the GGUF takes seconds for a 150K-token vocabulary; the cached copy loads in well under one.
+    from the GGUF takes seconds for a 150K-token vocabulary; the cached copy loads in under one.
     A converted model (`cached_conversion`) already holds it.
 
     Example:
         >>> tokenizer = cached_tokenizer(embedded_gguf_path())   # doctest: +SKIP
     """
-    from transformers import AutoTokenizer
-
     _check_gguf_header(gguf_path)
     key = _cache_key(gguf_path)
     for folder in (cache_dir() / "converted" / key, cache_dir() / "tokenizers" / key):
         if (folder / "tokenizer_config.json").is_file():
             try:
-                with _quiet_transformers():
-                    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+                return _load_saved_tokenizer(folder)
             except Exception:  # noqa: BLE001 - a damaged cache entry: rebuild it below
                 pass
+    from transformers import AutoTokenizer
+
     try:
         with _quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - transformers raises many types; the message names the file
         raise ModelLoadError(f"Could not read the tokenizer of {str(gguf_path)!r}: {type(exc).__name__}: {exc}") from exc
-    target = cache_dir() / "tokenizers" / key
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
-    try:
+
+    def write(folder: Path) -> None:
         with _quiet_transformers():
-            tokenizer.save_pretrained(tmp)
-        tmp.rename(target)
-    except OSError:  # another process cached it first, or the cache is read-only: the tokenizer is still good
-        shutil.rmtree(tmp, ignore_errors=True)
+            tokenizer.save_pretrained(folder)
+
+    try:
+        written = _write_folder(cache_dir() / "tokenizers" / key, write)
+    except OSError:  # a full disk: the tokenizer in hand is still good
+        written = False
+    if written:
+        try:  # load the saved copy, as every later load will, and record whether it loads without torch
+            return _load_saved_tokenizer(cache_dir() / "tokenizers" / key)
+        except Exception:  # noqa: BLE001 - the tokenizer in hand is still good
+            pass
     return tokenizer
+
+
+def token_table_path(gguf_path: Path) -> Path:
+    """Where the llama.cpp engine caches the grammar's token table for `gguf_path` (`engine/token_table.py`)."""
+    return cache_dir() / "token-tables" / f"{_cache_key(gguf_path)}.npz"
+
+
+_FAST_MARKER = "agentkit-fast-tokenizer"
+_PROBE_TEXT = "Hello, <tool_call> wörld 123!\n\t{\"a\": [1, 2]} 日本 </tool_call>"
+_PROBE_CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi <b>"},
+               {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "2 + 2?"}]
+
+
+def _load_saved_tokenizer(folder: Path) -> Any:
+    """A saved tokenizer, as the generic fast tokenizer when it was checked to be the same.
+
+    `AutoTokenizer` reads the model config, and that imports torch (~1.5 s and ~150 MB the llama.cpp
+    engine never uses otherwise). A saved tokenizer.json holds the whole pipeline, so the generic class
+    usually behaves identically; that is checked once per folder (same ids with and without special
+    tokens, same rendered chat template) and recorded in a marker file, else `AutoTokenizer` it is.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    with _quiet_transformers():
+        if (folder / _FAST_MARKER).is_file():
+            return PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        try:
+            fast = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+            if _same_tokenizer(tokenizer, fast):
+                (folder / _FAST_MARKER).write_text("PreTrainedTokenizerFast builds the same ids and chat template\n")
+        except Exception:  # noqa: BLE001 - no fast path for this one (or a read-only cache): AutoTokenizer it stays
+            pass
+    return tokenizer
+
+
+def _same_tokenizer(a: Any, b: Any) -> bool:
+    def ids(tokenizer: Any, **options: Any) -> list[int]:
+        return list(tokenizer(_PROBE_TEXT, **options)["input_ids"])
+
+    def chat(tokenizer: Any) -> str | None:
+        try:
+            return tokenizer.apply_chat_template(_PROBE_CHAT, tokenize=False, add_generation_prompt=True)
+        except Exception:  # noqa: BLE001 - no template, or one that refuses this conversation: compare the failure
+            return None
+
+    same_specials = (a.eos_token_id, a.bos_token_id, len(a)) == (b.eos_token_id, b.bos_token_id, len(b))
+    if type(a).__name__ in ("PreTrainedTokenizerFast", "TokenizersBackend"):
+        return True  # AutoTokenizer chose the generic class itself
+    return (
+        same_specials
+        and ids(a) == ids(b) and ids(a, add_special_tokens=False) == ids(b, add_special_tokens=False)
+        and ids(a, add_special_tokens=False, split_special_tokens=True) == ids(b, add_special_tokens=False, split_special_tokens=True)
+        and chat(a) == chat(b) and a.decode(ids(a)) == b.decode(ids(a))
+    )
+
+
+def _write_folder(target: Path, write: Any) -> bool:
+    """Fill a temporary folder beside `target` with `write(folder)`, then rename it into place.
+
+    A crash never leaves a half-written cache entry. False when nothing was written: the cache is
+    read-only, or another process made `target` first. An error inside `write` is raised.
+    """
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    except OSError:
+        return False
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        tmp.rename(target)
+        return True
+    except OSError:  # another process cached it first
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
 
 
 @contextmanager

@@ -13,6 +13,8 @@ from typing import Any
 from agentkit.backend import GenerationRequest
 from agentkit.errors import ContextOverflowError
 
+DEFAULT_PREFILL_CHUNK = 2048  # prompt tokens per prefill pass (torch engine): bounds activation memory on long prompts
+
 TOKEN_MEMO_ENTRIES = 64  # remembered (prompt + reply) tokenisations
 
 
@@ -107,3 +109,19 @@ def numpy_generator(request: GenerationRequest) -> Any:
     import numpy as np
 
     return np.random.default_rng(request.seed)
+
+
+def reply_targets(tokenizer: Any, reply: str, eos_ids: set[int]) -> tuple[list[int], list[int]]:
+    """A scored reply's token ids, and its targets: those ids then the end-of-turn token.
+
+    "Stop here" is part of a whole reply, so `score()` counts the end token too (the tokenizer's own
+    when it ends a turn, else the smallest end id). Shared by both engines so they score alike.
+
+    Example:
+        >>> reply_targets(tokenizer, "4", {2})   # doctest: +SKIP
+        ([19], [19, 2])
+    """
+    eos = tokenizer.eos_token_id
+    end = [eos if eos in eos_ids else min(eos_ids)] if eos_ids else []
+    reply_ids = list(tokenizer(reply, add_special_tokens=False)["input_ids"])
+    return reply_ids, reply_ids + end

@@ -75,7 +75,7 @@ def marker_model(marker_tokenizer, make_tiny_llama):
 
 
 def test_the_tokenizer_makes_the_markers_from_text_and_the_table_agrees(marker_tokenizer):
-    from agentkit.engine.grammar import grammar_tokenizer
+    from agentkit.engine.token_table import grammar_tokenizer
 
     open_id, close_id = (marker_tokenizer.convert_tokens_to_ids(m) for m in MARKERS)
     tag_id = marker_tokenizer.convert_tokens_to_ids(PYTHON_TAG)

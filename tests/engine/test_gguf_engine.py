@@ -277,3 +277,44 @@ def test_the_embedded_model_runs_on_llama_cpp_by_default_and_agents_get_valid_st
     assert isinstance(smollm2, GGUFEngine) and smollm2.name == "SmolLM2-135M-Instruct"
     result = Agent(smollm2, tools=[calculator], max_steps=3).run("What is 17 * 23?")
     assert result.steps and all(step.rejected_outputs == [] for step in result.steps)
+
+
+def test_scoring_a_reply_longer_than_a_batch_matches_the_torch_engine(engines, make_tiny_gguf, smollm2_tokenizer, make_tiny_llama):
+    """A long reply is scored chunk by chunk, row by row (never a tokens x vocabulary array), with the same result."""
+    from agentkit.engine import GGUFEngine
+
+    torch_engine = engines[0]
+    path = make_tiny_gguf(make_tiny_llama(smollm2_tokenizer, seed=11), "engines")
+    small_batches = GGUFEngine(path, tokenizer=smollm2_tokenizer, batch_tokens=16)
+    reply = "The weather in Zürich is mild today, and 17 + 25 = 42. " * 6  # ~100 tokens: 7 chunks of 16
+    assert small_batches.score(_request(), [reply]) == pytest.approx(torch_engine.score(_request(), [reply]), rel=1e-4)
+
+
+LOAD_AND_REPORT = """
+import json, sys, time
+started = time.perf_counter()
+from agentkit import GenerationRequest, Message
+from agentkit.engine import LocalEngine
+engine = LocalEngine.from_pretrained(sys.argv[1])
+engine.generate(GenerationRequest(messages=[Message(role="user", content="Hi")], max_tokens=4, json_schema={"type": "boolean"}))
+print(json.dumps({"engine": type(engine).__name__, "torch": "torch" in sys.modules}))
+"""
+
+
+def test_a_cached_gguf_loads_without_importing_torch(require_llama_cpp, make_tiny_gguf, smollm2_tokenizer, make_tiny_llama, tmp_path):
+    """Later loads read the cached tokenizer and token table only: torch (~1.5 s, ~150 MB) is never imported."""
+    import os
+    import subprocess
+    import sys
+
+    path = make_tiny_gguf(make_tiny_llama(smollm2_tokenizer, seed=11), "engines")
+    env = {**os.environ, "AGENTKIT_CACHE_DIR": str(tmp_path)}
+
+    def load() -> dict:
+        out = subprocess.run([sys.executable, "-c", LOAD_AND_REPORT, str(path)], capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    load()  # the first load builds the tokenizer from the GGUF (transformers reads it with torch) and caches it
+    assert list((tmp_path / "token-tables").glob("*.npz"))
+    assert load() == {"engine": "GGUFEngine", "torch": False}
