@@ -1,6 +1,7 @@
 """A calculator the model can't abuse: arithmetic parsed with `ast`, never `eval`.
 
 Only numbers, + - * / // % **, unary signs, parentheses and a few math functions are allowed.
+Percentages read as people write them: "15% * 840" and "15% of 840" are 126 ("15 % 4" is modulo).
 Exponents and results are capped so `9**9**9` or `10**10**10` cannot hang or exhaust memory.
 """
 
@@ -21,6 +22,9 @@ MAX_EXPONENT = 1000
 MAX_RESULT_DIGITS = 100  # |result| < 10**100 for integers
 MAX_DEPTH = 300  # a flat sum nests one level per term; 500 characters allow ~250 terms
 _THOUSANDS = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?!\d)")
+# A percentage: a number, "%", then no operand ("15% * 840", "15% of 840", "840 * 15%"); "15 % 4" stays modulo.
+_PERCENT_OF = re.compile(r"(\d+(?:\.\d+)?)\s*%\s*of\b", re.IGNORECASE)
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%(?!\s*[\w(.+\-])")
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -71,6 +75,7 @@ def evaluate(expression: str) -> int | float:
     text = expression.replace("×", "*").replace("÷", "/").replace("^", "**")
     # Drop thousands separators ("1,234,567") but keep the commas between function arguments.
     text = _THOUSANDS.sub(lambda match: match.group().replace(",", ""), text)
+    text = _PERCENT.sub(r"(\1 / 100)", _PERCENT_OF.sub(r"(\1 / 100) *", text))
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError:
@@ -152,7 +157,7 @@ def calculator(expression: str) -> str:
     """Evaluate an arithmetic expression and return the number.
 
     Args:
-        expression: arithmetic with numbers, + - * / ** and parentheses, e.g. "(4 + 6) * 12".
+        expression: arithmetic with numbers, + - * / ** and parentheses.
     """
     return _format(evaluate(expression))
 

@@ -43,6 +43,7 @@ MAX_PATTERN_CHARS = 200
 MAX_MATCH_LINE_CHARS = 200
 MAX_SCAN_ENTRIES = 10_000
 MAX_SEARCH_FILES = 2000
+MAX_NAMED_FILES = 10  # files named in a "no matches" reply
 MAX_SEARCH_BYTES = 32 * 1024 * 1024
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -261,6 +262,7 @@ def file_tools(
             raise FileToolError(f"The pattern must be 1 to {MAX_PATTERN_CHARS} characters on one line.")
         needle = pattern.lower() if ignore_case else pattern
         matches: list[str] = []
+        searched: list[str] = []  # named when nothing matches: the model can read one instead
         files = scanned = 0
         full = False
         with contextlib.closing(_walk(workspace, path, recursive=True, files_only=True)) as found:
@@ -273,6 +275,8 @@ def file_tools(
                     continue  # binary
                 files += 1
                 scanned += len(data)
+                if len(searched) < MAX_NAMED_FILES:
+                    searched.append(shown_path)
                 for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
                     if needle in (line.lower() if ignore_case else line):
                         if len(matches) >= max_search_matches:
@@ -282,7 +286,9 @@ def file_tools(
                 if full or files >= MAX_SEARCH_FILES or scanned >= MAX_SEARCH_BYTES:
                     break
         if not matches:
-            return f"No matches for {pattern!r} in {_show(path)} ({files} text files searched)."
+            named = f": {', '.join(searched)}{', ...' if files > len(searched) else ''}" if searched else ""
+            hint = " Search for one word of it, or read one of these files." if searched else ""
+            return f"No matches for {pattern!r} in {_show(path)} ({files} text files searched{named}).{hint}"
         if full:  # first, so that an output limit cutting the list cannot hide it
             matches.insert(0, f"[stopped at the limit of {max_search_matches} matches; search a narrower path or a longer pattern]")
         elif files >= MAX_SEARCH_FILES or scanned >= MAX_SEARCH_BYTES:

@@ -174,3 +174,12 @@ def test_the_tool_schema_and_description():
     assert "arithmetic" in calculator.parameters["properties"]["expression"]["description"]
     assert calculator.description.startswith("Evaluate an arithmetic expression")
     assert calculator.examples == [{"expression": "(4 + 6) * 12"}]
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [("15% * 840", 126), ("15% of 840", 126), ("840 * 15%", 126), ("2.5% OF 200", 5), ("15%", 0.15), ("15 % 4", 3), ("15 %(4)", 3)],
+)
+def test_percentages_read_as_written_and_modulo_still_works(expression, value):
+    """Models write "15% * 840" for "15% of 840"; a percentage is a number followed by % and no operand."""
+    assert evaluate(expression) == pytest.approx(value)

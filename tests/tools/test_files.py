@@ -129,7 +129,11 @@ def test_search_finds_lines_in_text_files_only(workspace):
     assert "docs/deep/x.txt:1: todo lower case" in search(pattern="todo", ignore_case=True)
     assert search(pattern="TODO", path="docs").splitlines() == ["docs/guide.md:2: TODO write intro"]
     assert search(pattern="milk", path="notes.txt") == "notes.txt:2: TODO: buy milk"
-    assert search(pattern="nowhere") == "No matches for 'nowhere' in '.' (3 text files searched)."
+    # Nothing found: the files searched are named, so the model can read one instead of guessing.
+    assert search(pattern="nowhere") == (
+        "No matches for 'nowhere' in '.' (3 text files searched: notes.txt, docs/guide.md, docs/deep/x.txt). "
+        "Search for one word of it, or read one of these files."
+    )
     with pytest.raises(FileToolError, match="1 to 200 characters"):
         search(pattern="")
 
