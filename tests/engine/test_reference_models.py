@@ -3,7 +3,8 @@
 Opt-in by presence: `make models` puts the GGUF in the cache; without it every test here is skipped
 with that command as the reason (a fresh clone never fails on it). What is checked is what a new
 user saw go wrong: the model's untagged JSON call must become a call (never the final answer), a
-question that needs no tool must get an answer, and the GGUF must load from its cached conversion.
+question that needs no tool must get an answer, and the GGUF must load in seconds (the llama.cpp
+engine when llama-cpp-python is installed, else the torch engine from its cached conversion).
 """
 
 from __future__ import annotations
@@ -51,9 +52,9 @@ def _steps(agent: Agent, task: str):
         return exc.partial.steps
 
 
-def test_auto_picks_hermes_and_the_gguf_loads_from_its_cached_conversion(qwen05):
+def test_auto_picks_hermes_and_the_gguf_loads_in_seconds(qwen05):
     assert qwen05.native_tool_format == "hermes"
-    assert qwen05.load_seconds < 30  # 72 s the first time (dequantising), seconds from the cache
+    assert qwen05.load_seconds < 30  # was 83 s (dequantising every tensor); llama.cpp: ~2 s, torch from its cache: seconds
 
 
 def test_a_question_that_needs_a_tool_gets_a_call_never_a_json_answer(qwen05):
