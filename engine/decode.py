@@ -23,7 +23,7 @@ import torch
 from agentkit.engine.grammar import TokenMask
 from agentkit.engine.kv_cache import cache_argument
 from agentkit.engine.prompt_tokens import DEFAULT_PREFILL_CHUNK
-from agentkit.engine.sampling import Choice, choose_next, sample  # noqa: F401 - the loop's token choice; re-exported
+from agentkit.engine.sampling import Choice, choose_next, decode_loop, sample  # noqa: F401 - the token choice; re-exported
 
 
 
@@ -106,47 +106,30 @@ def decode(
     device = model.device
 
     cache_kwargs = cache_argument(model, cache)  # once, not per token
+    cache_ids = list(prompt_ids)
 
     def forward(ids: list[int]) -> torch.Tensor:
+        cache_ids.extend(ids)
         out = model(input_ids=torch.tensor([ids], device=device), **cache_kwargs, use_cache=True, logits_to_keep=1)
         return out.logits[0, -1].float()
 
     started = time.perf_counter()
     logits = prefill(model, prompt_ids[cached_tokens:], cache, chunk=prefill_chunk)
     prefill_seconds = time.perf_counter() - started
-    cache_ids = list(prompt_ids)
-
-    tokens: list[int] = []
-    forward_passes, forced, mask_seconds, finish = 1, 0, 0.0, "length"
     decode_started = time.perf_counter()
-    while len(tokens) < max_new_tokens:
-        choice = choose_next(
-            logits, matcher=matcher, mask=mask, temperature=temperature, top_p=top_p, generator=generator,
-            eos_ids=eos_ids, jump_forward=jump_forward, budget=max_new_tokens - len(tokens),
-        )
-        mask_seconds += choice.mask_seconds
-        forced += choice.forced
-        if choice.ended:
-            finish = "stop"
-            break
-        tokens += choice.tokens
-        if choice.complete:  # the step is complete: no forward pass needed
-            finish = "stop"
-            break
-        if len(tokens) >= max_new_tokens:
-            break
-        logits = forward(choice.tokens)
-        cache_ids += choice.tokens
-        forward_passes += 1
+    result = decode_loop(
+        logits, forward, max_new_tokens=max_new_tokens, eos_ids=eos_ids, matcher=matcher, mask=mask,
+        temperature=temperature, top_p=top_p, generator=generator, jump_forward=jump_forward,
+    )
     return DecodeResult(
-        tokens=tokens,
-        finish_reason=finish,
-        forward_passes=forward_passes,
+        tokens=result.tokens,
+        finish_reason=result.finish_reason,
+        forward_passes=result.forward_passes,
         prefill_tokens=len(prompt_ids) - cached_tokens,
-        jump_forward_tokens=forced,
+        jump_forward_tokens=result.jump_forward_tokens,
         prefill_seconds=prefill_seconds,
         decode_seconds=time.perf_counter() - decode_started,
-        mask_seconds=mask_seconds,
+        mask_seconds=result.mask_seconds,
         cache=cache,
         cache_ids=cache_ids,
     )

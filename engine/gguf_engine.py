@@ -122,46 +122,26 @@ class GGUFEngine:
         Setting `cancel` (from any thread) stops the decode at its next token; the reply so far
         comes back with `finish_reason="length"` and `details["cancelled"]` true.
         """
-        from agentkit.engine.sampling import choose_next
+        from agentkit.engine.sampling import decode_loop
 
         started = time.perf_counter()
         prompt_text, prompt_ids = self._prompt(request.messages, request.tools)
         check_fits(self.name, len(prompt_ids), request.max_tokens, self.context_window)
-        generator = numpy_generator(request)
         constraint = request.grammar if request.grammar is not None else request.json_schema
         matcher = self.grammars.matcher(constraint) if constraint is not None else None
-        tokens: list[int] = []
-        passes = forced = 0
-        mask_seconds = 0.0
-        finish = "length"
         with self._lock:
-            mask = self._mask if matcher is not None else None  # one buffer: requests take turns
             waited = time.perf_counter()
             seq, reused = self.llama.claim(prompt_ids)
             logits = self.llama.decode(seq, prompt_ids[reused:], cancel=cancel)
             prefill_seconds = time.perf_counter() - waited
-            while logits is not None and len(tokens) < request.max_tokens:
-                if cancel is not None and cancel.is_set():
-                    break
-                passes += 1
-                choice = choose_next(
-                    logits, matcher=matcher, mask=mask, temperature=request.temperature, top_p=request.top_p,
-                    generator=generator, eos_ids=self.eos_ids, jump_forward=self.jump_forward,
-                    budget=request.max_tokens - len(tokens),
-                )
-                mask_seconds += choice.mask_seconds
-                forced += choice.forced
-                if choice.ended:
-                    finish = "stop"
-                    break
-                tokens += choice.tokens
-                if choice.complete:
-                    finish = "stop"
-                    break
-                if len(tokens) >= request.max_tokens:
-                    break
-                logits = self.llama.decode(seq, choice.tokens)
+            result = decode_loop(
+                logits, lambda ids: self.llama.decode(seq, ids), max_new_tokens=request.max_tokens, eos_ids=self.eos_ids,
+                matcher=matcher, mask=self._mask if matcher is not None else None,  # one buffer: requests take turns
+                temperature=request.temperature, top_p=request.top_p, generator=numpy_generator(request),
+                jump_forward=self.jump_forward, cancel=cancel,
+            )
             cancelled = cancel is not None and cancel.is_set()
+        tokens = result.tokens
         text = self.tokenizer.decode(tokens, skip_special_tokens=False)
         self._tokens.remember(prompt_text + text, prompt_ids + tokens)
         seconds = time.perf_counter() - started
@@ -170,16 +150,16 @@ class GGUFEngine:
             prompt_tokens=len(prompt_ids),
             completion_tokens=len(tokens),
             seconds=seconds,
-            finish_reason="stop" if finish == "stop" and not cancelled else "length",
+            finish_reason="length" if cancelled else result.finish_reason,
             details={
                 "backend": self.backend,
-                "forward_passes": passes,
+                "forward_passes": result.forward_passes,
                 "prefill_tokens": len(prompt_ids) - reused,
                 "reused_tokens": reused,
-                "jump_forward_tokens": forced,
+                "jump_forward_tokens": result.jump_forward_tokens,
                 "prefill_seconds": prefill_seconds,
                 "decode_seconds": time.perf_counter() - waited - prefill_seconds,
-                "mask_seconds": mask_seconds,
+                "mask_seconds": result.mask_seconds,
                 "cancelled": cancelled,
             },
         )

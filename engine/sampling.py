@@ -8,7 +8,9 @@ would start OpenMP threads that contend with llama.cpp's for the same cores).
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,3 +110,65 @@ def choose_next(
                 tokens += ff
     complete = matcher is not None and matcher.is_stopped()
     return Choice(tokens=tokens, complete=complete, forced=len(tokens) - 1, mask_seconds=mask_seconds)
+
+
+@dataclass
+class Decoded:
+    """What `decode_loop` produced: the tokens (without the end token) and where the work went."""
+
+    tokens: list[int]
+    finish_reason: str  # "stop" (grammar complete or end token) or "length" (budget, or cancelled)
+    forward_passes: int  # logits rows used, the prefill's included: jump-forward makes this smaller than len(tokens)
+    jump_forward_tokens: int
+    mask_seconds: float
+
+
+def decode_loop(
+    logits: Any,
+    forward: Callable[[list[int]], Any],
+    *,
+    max_new_tokens: int,
+    eos_ids: set[int],
+    matcher: Any | None = None,
+    mask: Any | None = None,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    generator: Any | None = None,
+    jump_forward: bool = True,
+    cancel: threading.Event | None = None,
+) -> Decoded:
+    """One sequence's decode loop: choose the next tokens from `logits`, run them through `forward`, repeat.
+
+    `logits` are the prefilled prompt's last logits; `forward(ids)` appends `ids` to the sequence and
+    returns the logits after them (None stops the loop: cancelled). Stops when the grammar is
+    complete, at an end token, after `max_new_tokens`, or when `cancel` is set. The torch reference
+    loop (`decode.decode`) and the llama.cpp engine run this very loop over their own forward pass.
+
+    Example:
+        >>> decode_loop(first_logits, lambda ids: model_step(ids), max_new_tokens=64, eos_ids={2})  # doctest: +SKIP
+    """
+    tokens: list[int] = []
+    passes = forced = 0
+    mask_seconds = 0.0
+    finish = "length"
+    while logits is not None and len(tokens) < max_new_tokens:
+        if cancel is not None and cancel.is_set():
+            break
+        passes += 1
+        choice = choose_next(
+            logits, matcher=matcher, mask=mask, temperature=temperature, top_p=top_p, generator=generator,
+            eos_ids=eos_ids, jump_forward=jump_forward, budget=max_new_tokens - len(tokens),
+        )
+        mask_seconds += choice.mask_seconds
+        forced += choice.forced
+        if choice.ended:
+            finish = "stop"
+            break
+        tokens += choice.tokens
+        if choice.complete:  # the step is complete: no forward pass needed
+            finish = "stop"
+            break
+        if len(tokens) >= max_new_tokens:
+            break
+        logits = forward(choice.tokens)
+    return Decoded(tokens=tokens, finish_reason=finish, forward_passes=passes, jump_forward_tokens=forced, mask_seconds=mask_seconds)
