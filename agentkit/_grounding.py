@@ -37,6 +37,9 @@ from agentkit.types import ToolCall
 
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
 _WORD = re.compile(r"\w+")
+# A number the model wrote counts as found when it is a conversation's number times one of these:
+# itself, a percentage either way, or an SI prefix (kilo/mega/giga, milli/micro/nano) either way.
+_SCALES = (1.0, 100.0, 0.01, 1e3, 1e-3, 1e6, 1e-6, 1e9, 1e-9)
 
 
 async def drop_ungrounded(
@@ -112,8 +115,9 @@ def _judged(value: Any) -> bool:
 def _found(value: Any, text: str, numbers: list[float]) -> bool:
     if isinstance(value, (int, float)):
         target = abs(float(value))
-        # 0.05 for "5%" and 5 for "0.05" count too.
-        return any(math.isclose(n, t, rel_tol=1e-9, abs_tol=1e-12) for n in numbers for t in (target, target * 100, target / 100))
+        # 0.05 for "5%" and 5 for "0.05" count too, and so does a unit prefix converted: 0.05 for "50 mH",
+        # 0.0001 for "100 µF", 2000 for "2 km".
+        return any(math.isclose(n, target * scale, rel_tol=1e-9, abs_tol=1e-12) for n in numbers for scale in _SCALES)
     string = str(value).lower().strip()
     words = _WORD.findall(string)
     if not words:  # only symbols or emoji: the value itself

@@ -135,6 +135,9 @@ def test_only_the_invented_calls_of_a_step_are_dropped():
         ({"city": "東京都", "days": 7}, "東京の天気は？", True),  # a script without spaces
         ({"note": "C", "octave": 5}, "Play the note C.", True),  # one letter, as a word
         ({"weight": 10.0, "height": 5}, "What is the area of a triangle with base 10 and height 5?", True),
+        # Units converted by their SI prefix (BFCL simple_python_42: 50 mH and 100 µF as henries and farads).
+        ({"inductance": 0.05, "capacitance": 0.0001, "round_off": 2}, "An LC circuit of 100µF and 50mH.", True),
+        ({"meters": 2000}, "Walk 2 km north.", True),
         ({"principal": 100, "rate": 10}, "What are the prime factors of 97?", False),
     ],
 )
