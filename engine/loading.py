@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -292,7 +292,7 @@ def _same_tokenizer(a: Any, b: Any) -> bool:
     )
 
 
-def _write_folder(target: Path, write: Any) -> bool:
+def _write_folder(target: Path, write: Callable[[Path], None]) -> bool:
     """Fill a temporary folder beside `target` with `write(folder)`, then rename it into place.
 
     A crash never leaves a half-written cache entry. False when nothing was written: the cache is
