@@ -29,6 +29,10 @@ def load(name: str):
     ],
 )
 def test_searches_then_answers(smollm2, question, found, answer):
+    # Start cold: llama.cpp's sums differ slightly with batch shapes, so a prefix another test left in the
+    # KV cells can flip a near-tie of this 135M model (CI got "Two hours ..." after the full suite).
+    if hasattr(smollm2, "llama"):
+        smollm2.llama.reset()
     result = load("file_researcher").build_agent(smollm2).run(question)
     first = result.steps[0]
     assert [c.name for c in first.calls] == ["search_files"]
