@@ -29,10 +29,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from agentkit.backend import Generation, GenerationRequest
-from agentkit.formats import ToolFormat
 from agentkit.registry import ToolRegistry
-from agentkit.steps import ParsedStep, StepParseError
+from agentkit.steps import ParsedStep
 from agentkit.types import ToolCall
 
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
@@ -42,33 +40,9 @@ _WORD = re.compile(r"\w+")
 _SCALES = (1.0, 100.0, 0.01, 1e3, 1e-3, 1e6, 1e-6, 1e9, 1e-9)
 
 
-async def drop_ungrounded(
-    backend: Any, request: GenerationRequest, step: ParsedStep, registry: ToolRegistry, conversation: str,
-    answer_format: ToolFormat | None, *, step_index: int,
-) -> tuple[ParsedStep, list[ToolCall], Generation | None]:
-    """`step` without its ungrounded calls, the calls dropped, and the answer generation if one was needed.
-
-    When no call is left, the model is asked the same request again under `answer_format` (the
-    step format with no tools: it can only answer). If that reply is not a valid answer (cut off),
-    or there is no `answer_format`, the step stays as it was: grounding never loses a step.
-    """
-    ungrounded = [c for c in step.calls if c.name in registry and not is_grounded(c, registry.get(c.name).parameters, conversation)]
-    if not ungrounded:
-        return step, [], None
-    kept = [c for c in step.calls if c not in ungrounded]
-    if kept:
-        return ParsedStep(thought=step.thought, calls=kept), ungrounded, None
-    if answer_format is None:
-        return step, [], None
-    constraint = {"json_schema": None, "grammar": None, **answer_format.constraint()}
-    generation = await backend.agenerate(request.model_copy(update=constraint))
-    if generation.finish_reason == "length":
-        return step, [], generation
-    try:
-        answer = answer_format.parse(generation.text, step_index=step_index)
-    except StepParseError:
-        return step, [], generation
-    return answer, ungrounded, generation
+def ungrounded_calls(step: ParsedStep, registry: ToolRegistry, conversation: str) -> list[ToolCall]:
+    """The calls of `step` with numbers of the model's own choosing and no value found in `conversation`."""
+    return [c for c in step.calls if c.name in registry and not is_grounded(c, registry.get(c.name).parameters, conversation)]
 
 
 def is_grounded(call: ToolCall, parameters: dict[str, Any], conversation: str) -> bool:

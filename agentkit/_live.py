@@ -39,6 +39,9 @@ def print_step(console: Console, step: Step) -> None:
     for call in step.guessed_calls:
         arguments = json.dumps(call.arguments, ensure_ascii=False)
         console.print(f"  [dim strike]{escape(call.name)}({escape(arguments)})[/] [dim](not run: its values are not in the conversation)[/]")
+    for call in step.unfit_calls:
+        arguments = json.dumps(call.arguments, ensure_ascii=False)
+        console.print(f"  [dim strike]{escape(call.name)}({escape(arguments)})[/] [dim](not run: the model judged it unfit for the task)[/]")
     if step.is_final:
         console.print(Panel(escape(_render_output(step.output)), title="answer", border_style="green", expand=False))
 

@@ -13,20 +13,22 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from agentkit.backend import Backend, GenerationRequest
+from agentkit.backend import Backend, Generation, GenerationRequest
 from agentkit.context import ContextKeeper, ContextPolicy, context_policy
 from agentkit.errors import ContextOverflowError, InvalidStepError, MaxStepsExceeded, ModelCapabilityError
 from agentkit.images import to_image
 from agentkit.prompting import DEFAULT_EXAMPLES, Example, example_messages, invalid_step_message, observation_message, system_prompt
 from agentkit.policy import Approver, ToolPolicy
 from agentkit.registry import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_CHARS, DEFAULT_TIMEOUT_SECONDS, ToolRegistry
-from agentkit.formats import FORMATS, ToolFormat, make_tool_format
-from agentkit.steps import StepLimits, StepParseError
+from agentkit.formats import ToolFormat, make_tool_format
+from agentkit.steps import ParsedStep, StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.trace import TraceWriter
 from agentkit.types import Message, RunResult, Step, ToolCall, Usage
 from agentkit._threads import _iterate_in_thread
-from agentkit._grounding import drop_ungrounded
+from agentkit._dropping import DROP_REASONS, answer_only_format, drop_calls
+from agentkit._grounding import ungrounded_calls
+from agentkit._judging import unfit_calls
 from agentkit._pruning import prune_calls
 
 
@@ -137,11 +139,8 @@ class Agent:
         self.seed = seed
         self.max_invalid_retries = max_invalid_retries
         self._constraint = tool_format.constraint()
-        # The same format without tools can only answer: asked when every call of a step was a guess.
-        self._answer_format = (
-            make_tool_format(tool_format.name, ToolRegistry([]), output_type=output_type, limits=tool_format.limits)
-            if tool_format.name in FORMATS else None
-        )
+        # The same format that can only answer: asked when a step check dropped every call of a step.
+        self._answer_format = answer_only_format(tool_format, output_type)
         self._tool_specs = self.registry.function_specs() if self.native_tools else None
         self.trace_path = trace
         self.context = context_policy(context)
@@ -414,7 +413,7 @@ class Agent:
             if trace:
                 self._trace_model_call(trace, index, len(rejected) + 1, generation, error=None)
             dropped: list[ToolCall] = []
-            prune, grounded = self.step_format.limits.small_model_checks(self.step_format.name)
+            prune, grounded, judged = self.step_format.limits.call_checks(self.step_format.name)
             if prune:
                 parsed, dropped = await prune_calls(self.backend, request, parsed, self.step_format)
                 if dropped and trace:
@@ -422,22 +421,22 @@ class Agent:
             guesses: list[ToolCall] = []
             if grounded and parsed.calls:
                 conversation = "\n".join(m.content for m in messages[len(self._prefix) :])
-                parsed, guesses, answer = await drop_ungrounded(
-                    self.backend, request, parsed, self.registry, conversation, self._answer_format, step_index=index
+                parsed, guesses, generation, usage = await self._drop(
+                    trace, index, len(rejected), request, parsed, ungrounded_calls(parsed, self.registry, conversation),
+                    "ungrounded", generation, usage,
                 )
-                if answer is not None:
-                    if trace:
-                        self._trace_model_call(trace, index, len(rejected) + 2, answer, error=None if guesses else "not a valid answer")
-                    usage = usage + Usage.of(answer)
-                    if guesses:
-                        generation = answer  # the step is now this answer
-                if guesses and trace:
-                    trace.event("calls_dropped", step=index, calls=[c.model_dump(mode="json") for c in guesses], reason="ungrounded")
+            unfit: list[ToolCall] = []
+            if judged and parsed.calls and index == 1:  # a run's first step decides whether a tool fits at all
+                task = next(m.content for m in reversed(messages) if m.role == "user")
+                parsed, unfit, generation, usage = await self._drop(
+                    trace, index, len(rejected), request, parsed, await unfit_calls(self.backend, parsed, self.registry, task),
+                    "unfit", generation, usage,
+                )
             result.context_tokens = generation.prompt_tokens or keeper.last_tokens
             # The history shows the step as carried out (without the calls that were dropped), and calls
             # in the format's own spelling: Qwen writes bare JSON, its template documents <tool_call> tags,
             # and a model that sees its bare calls answered keeps writing calls instead of answering.
-            carried_out = self.step_format.render(parsed) if dropped or guesses or parsed.calls else generation.text
+            carried_out = self.step_format.render(parsed) if dropped or guesses or unfit or parsed.calls else generation.text
             messages.append(Message(role="assistant", content=carried_out))
             return Step(
                 index=index,
@@ -448,9 +447,28 @@ class Agent:
                 raw_output=generation.text,
                 dropped_calls=dropped,
                 guessed_calls=guesses,
+                unfit_calls=unfit,
                 rejected_outputs=rejected,
                 usage=usage,
             )
+
+    async def _drop(
+        self, trace: TraceWriter | None, index: int, attempts: int, request: GenerationRequest, parsed: ParsedStep,
+        doomed: list[ToolCall], reason: str, generation: Generation, usage: Usage,
+    ) -> tuple[ParsedStep, list[ToolCall], Generation, Usage]:
+        """Drop `doomed` calls of a step (asking for an answer when none is left); trace and count it."""
+        parsed, dropped, answer = await drop_calls(
+            self.backend, request, parsed, doomed, self._answer_format, reason=DROP_REASONS[reason], step_index=index
+        )
+        if answer is not None:
+            if trace:
+                self._trace_model_call(trace, index, attempts + 2, answer, error=None if dropped else "not a valid answer")
+            usage = usage + Usage.of(answer)
+            if dropped:
+                generation = answer  # the step is now this answer
+        if dropped and trace:
+            trace.event("calls_dropped", step=index, calls=[c.model_dump(mode="json") for c in dropped], reason=reason)
+        return parsed, dropped, generation, usage
 
     @staticmethod
     async def _fit_context(keeper: ContextKeeper, fitting: Any, result: RunResult, trace: TraceWriter | None) -> bool:

@@ -65,6 +65,14 @@ class StepLimits:
         task, inventing the values when none fits; turn this off when the model must work out
         every number itself (`get_forecast(days=7)` alone for "the weather next week"). None (the
         default): on for the `agentkit` step format, off for native formats, like `prune_calls`.
+    judged_calls: each call of a run's first step is put to the model as a separate yes/no question
+        ("Request: ... Function: ... Call: ... Does this call do what the request asks?"), on
+        backends that can score replies; a call whose "no" outweighs its "yes" is not run, and a
+        step left without calls is asked again for an answer. Tool-tuned models call a tool for
+        almost every question, needed or not, yet judge such calls unfit when asked (benchmarks/
+        RESULTS.md: Qwen2.5-Coder-1.5B on BFCL irrelevance and the agent tasks). Costs one short
+        prompt per call of a first step. None (the default): on for native formats, off for the
+        `agentkit` step format, whose small models judge no better than they choose.
     """
 
     thought_chars: int = 0
@@ -78,18 +86,20 @@ class StepLimits:
     distinct_calls: bool = True
     prune_calls: bool | None = None
     grounded_calls: bool | None = None
+    judged_calls: bool | None = None
 
-    def small_model_checks(self, format_name: str) -> tuple[bool, bool]:
-        """Whether `prune_calls` and `grounded_calls` apply to steps of the format called `format_name`.
+    def call_checks(self, format_name: str) -> tuple[bool, bool, bool]:
+        """Whether `prune_calls`, `grounded_calls` and `judged_calls` apply to steps of the format called `format_name`.
 
         Example:
-            >>> StepLimits().small_model_checks("agentkit"), StepLimits().small_model_checks("hermes")
-            ((True, True), (False, False))
+            >>> StepLimits().call_checks("agentkit"), StepLimits().call_checks("hermes")
+            ((True, True, False), (False, False, True))
         """
         small = format_name == "agentkit"
         return (
             small if self.prune_calls is None else self.prune_calls,
             small if self.grounded_calls is None else self.grounded_calls,
+            (not small) if self.judged_calls is None else self.judged_calls,
         )
 
 

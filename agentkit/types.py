@@ -99,6 +99,7 @@ class Step(BaseModel):
     raw_output: str = ""
     dropped_calls: list[ToolCall] = Field(default_factory=list)  # written, but less likely than stopping (`StepLimits.prune_calls`)
     guessed_calls: list[ToolCall] = Field(default_factory=list)  # written with invented values only (`StepLimits.grounded_calls`)
+    unfit_calls: list[ToolCall] = Field(default_factory=list)  # judged by the model not to fit the task (`StepLimits.judged_calls`)
     rejected_outputs: list[str] = Field(default_factory=list)  # invalid replies that were retried
     usage: Usage = Field(default_factory=Usage)
     tool_seconds: float = 0.0

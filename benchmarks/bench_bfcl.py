@@ -46,12 +46,15 @@ def main() -> None:
                         help="also the 'no agentkit' baseline: the model's own template, free decoding, vLLM's hermes parser")
     parser.add_argument("--prune-calls", choices=["auto", "on", "off"], default="auto", help="StepLimits.prune_calls")
     parser.add_argument("--grounded-calls", choices=["auto", "on", "off"], default="auto", help="StepLimits.grounded_calls")
+    parser.add_argument("--judged-calls", choices=["auto", "on", "off"], default="auto", help="StepLimits.judged_calls")
     parser.add_argument("--out-dir", type=Path, default=None, help="write each configuration's JSON report here")
     args = parser.parse_args()
 
     engine = load_engine(args)
     choice = {"auto": None, "on": True, "off": False}
-    limits = StepLimits(prune_calls=choice[args.prune_calls], grounded_calls=choice[args.grounded_calls])
+    limits = StepLimits(
+        prune_calls=choice[args.prune_calls], grounded_calls=choice[args.grounded_calls], judged_calls=choice[args.judged_calls]
+    )
     categories = args.categories.split(",")
     rows = []
     configs = [(f, c, False) for f in args.formats.split(",") for c in ((True, False) if not args.no_unconstrained else (True,))]

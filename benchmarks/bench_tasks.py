@@ -86,11 +86,14 @@ def main() -> None:
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--prune-calls", choices=["auto", "on", "off"], default="auto", help="StepLimits.prune_calls")
     parser.add_argument("--grounded-calls", choices=["auto", "on", "off"], default="auto", help="StepLimits.grounded_calls")
+    parser.add_argument("--judged-calls", choices=["auto", "on", "off"], default="auto", help="StepLimits.judged_calls")
     args = parser.parse_args()
     from weather_service import start
 
     choice = {"auto": None, "on": True, "off": False}
-    limits = StepLimits(prune_calls=choice[args.prune_calls], grounded_calls=choice[args.grounded_calls])
+    limits = StepLimits(
+        prune_calls=choice[args.prune_calls], grounded_calls=choice[args.grounded_calls], judged_calls=choice[args.judged_calls]
+    )
     tasks = [t for t in TASKS if not args.only or t.id in args.only.split(",")]
     engine = load_engine(args)
     url, _, stop = start()

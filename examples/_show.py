@@ -52,6 +52,8 @@ def print_step(step: Step) -> None:
         print(f"  (not run, less likely than stopping: {call.name}({call.arguments}))")
     for call in step.guessed_calls:
         print(f"  (not run, its values are not in the conversation: {call.name}({call.arguments}))")
+    for call in step.unfit_calls:
+        print(f"  (not run, judged unfit for the task: {call.name}({call.arguments}))")
     if step.is_final:
         print(f"answer: {step.output!r}" if not isinstance(step.output, str) else f"answer: {step.output}")
 

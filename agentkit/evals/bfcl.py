@@ -56,6 +56,7 @@ class CaseResult(BaseModel):
     category: str
     correct: bool
     calls: list[dict[str, Any]] = Field(default_factory=list)  # BFCL's shape: [{"func.name": {"arg": value}}]
+    not_run: list[dict[str, Any]] = Field(default_factory=list)  # written, but dropped by a step check (same shape)
     answer: str | None = None
     raw_output: str = ""
     error: str | None = None
@@ -228,6 +229,7 @@ def run_case(
         return result
     result.raw_output = step.raw_output
     result.calls = [{names.get(c.name, c.name): c.arguments} for c in step.calls]
+    result.not_run = [{names.get(c.name, c.name): c.arguments} for c in (*step.dropped_calls, *step.guessed_calls, *step.unfit_calls)]
     result.answer = None if not step.is_final else str(step.output)
     if case.category == "irrelevance":
         result.correct = not step.calls

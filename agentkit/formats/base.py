@@ -63,9 +63,14 @@ class TextAnswerFormat:
     opener: ClassVar[str]  # the first character of every call block
     arguments_key: ClassVar[str] = "arguments"
 
-    def __init__(self, registry: ToolRegistry, output_type: Any = str, limits: StepLimits | None = None) -> None:
+    def __init__(
+        self, registry: ToolRegistry, output_type: Any = str, limits: StepLimits | None = None, *, answer_only: bool = False
+    ) -> None:
         self.registry = registry
         self.output_type = output_type
+        # Answer-only: the grammar has no calls, yet the answer still may not begin like one (asked
+        # for an answer after a step check dropped every call, a model writes its call as text).
+        self.answer_only = answer_only
         self.limits = limits or StepLimits()
         self._output_adapter = output_adapter(output_type)
         self._check_tools()
@@ -97,7 +102,7 @@ class TextAnswerFormat:
 
     def parse(self, text: str, *, step_index: int) -> ParsedStep:
         """Calls if the text holds any (in this syntax), else the final answer."""
-        calls = self._parse_calls(text, step_index) if self.registry.names else None
+        calls = self._parse_calls(text, step_index) if self.registry.names and not self.answer_only else None
         if calls:
             return ParsedStep(thought=None, calls=distinct(calls) if self.limits.distinct_calls else calls)
         return ParsedStep(thought=None, calls=[], final_answer=self._parse_answer(text), is_final=True)
@@ -120,7 +125,7 @@ class TextAnswerFormat:
     # -- shared pieces ---------------------------------------------------------------------------
 
     def _grammar(self) -> str:
-        rules = self._calls_rules() if self.registry.names else {}
+        rules = self._calls_rules() if self.registry.names and not self.answer_only else {}
         answer = self._answer_rule()
         start = "calls | answer" if rules else "answer"
         lines = [f"start: {start}", f"answer: {answer}"] + [f"{name}: {body}" for name, body in rules.items()]

@@ -74,13 +74,13 @@ class HermesFormat(TextAnswerFormat):
         # first line of up to half of it, then up to three more lines of a sixth each.
         chars = self.limits.answer_chars
         rules = {
-            "start": "calls | prose (nl calls)?",
+            "start": "prose" if self.answer_only else "calls | prose (nl calls)?",
             "prose": f"first_line {repeat_optional('nl line', 3)}",
             "nl": "/\\n{1,3}/",
             "first_line": f"/(?:{_FIRST}|{_FENCE_NOT_JSON})[^\\n\\x00]{{0,{max(chars // 2 - 4, 0)}}}|```/",
             # "```" alone closes a fence.
             "line": f"/(?:[^\\s<{{`\\x00]|[ \\t]|{_FENCE_NOT_JSON})[^\\n\\x00]{{0,{max(chars // 6 - 4, 0)}}}|```/",
-            **self._calls_rules(),
+            **({} if self.answer_only else self._calls_rules()),
         }
         return "\n".join(f"{name}: {body}" for name, body in rules.items()) + "\n"
 

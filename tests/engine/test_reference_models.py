@@ -75,3 +75,41 @@ def test_a_question_that_needs_no_tool_gets_an_answer(qwen05):
     result = Agent(qwen05, tools=[calculator, get_weather], max_steps=2).run("Who wrote Hamlet?")
     assert result.steps[0].is_final and not result.steps[0].calls
     assert "Shakespeare" in result.output
+
+
+@pytest.fixture(scope="module")
+def qwen15():
+    from agentkit.engine import LocalEngine
+    from agentkit.engine.reference_models import reference_model_path
+    from agentkit.errors import ModelLoadError
+
+    try:
+        path = reference_model_path("qwen2.5-coder-1.5b")
+    except ModelLoadError as exc:
+        pytest.skip(str(exc))
+    return LocalEngine.from_pretrained(path)
+
+
+def test_the_15b_judges_a_call_no_tool_should_make_unfit_and_a_needed_call_fit(qwen15):
+    """`StepLimits.judged_calls`: the calls below are the ones the 1.5B itself wrote for these tasks (benchmarks/RESULTS.md)."""
+    import asyncio
+
+    from agentkit._judging import unfit_calls
+    from agentkit.registry import ToolRegistry
+    from agentkit.steps import ParsedStep
+    from agentkit.types import ToolCall
+
+    @tool
+    def weekday(day: str) -> str:
+        """The day of the week of a date (YYYY-MM-DD)."""
+        return "Saturday"
+
+    registry = ToolRegistry([calculator, weekday])
+
+    def unfit(task: str, name: str, arguments: dict) -> bool:
+        step = ParsedStep(thought=None, calls=[ToolCall(id="1", name=name, arguments=arguments)])
+        return bool(asyncio.run(unfit_calls(qwen15, step, registry, task)))
+
+    assert unfit("What is the capital of France?", "weekday", {"day": "2023-04-15"})
+    assert not unfit("What is 17 * 23?", "calculator", {"expression": "17 * 23"})
+    assert not unfit("Which day of the week is 2026-12-25?", "weekday", {"day": "2026-12-25"})

@@ -1,0 +1,69 @@
+"""Judged calls (`StepLimits.judged_calls`): the model itself is asked whether each call of a run's first step fits the task.
+
+A tool-tuned model under a step grammar calls a tool for almost every question, including those
+no offered tool can answer (Qwen2.5-Coder-1.5B: `calculator("3 + 2")` for "What colour do you get
+by mixing blue and yellow?", and every one of BFCL's irrelevance questions). Asked afterwards, as a
+separate yes/no question ("Request: ... Function: ... Call: ... Does this call do what the request
+asks?"), the same model mostly says no to those calls and yes to the ones the task needs: checking
+a call is easier than choosing not to make one. A call whose "no" outweighs its "yes" is dropped
+(not run); a step left without calls is asked again for an answer, as grounded calls do.
+
+Only the first step of a run is judged: that is where "does a tool fit at all" is decided, and later
+calls take their values from tool results the short question would not show.
+
+Example:
+    >>> from agentkit.types import ToolCall
+    >>> from agentkit.tools import calculator
+    >>> request = judge_request("What is 17 * 23?", calculator, ToolCall(id="1", name="calculator", arguments={"expression": "17 * 23"}))
+    >>> print(request.messages[1].content.splitlines()[0])
+    Request: What is 17 * 23?
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from typing import Any
+
+from agentkit.backend import GenerationRequest, Scorer
+from agentkit.prompts import render
+from agentkit.steps import ParsedStep
+from agentkit.tool import Tool
+from agentkit.registry import ToolRegistry
+from agentkit.types import Message, ToolCall
+
+JUDGE_SYSTEM = "You check whether a function call fits a user's request."
+# Both spellings of each word: the model's yes/no mass is split between them.
+_YES, _NO = ("yes", "Yes"), ("no", "No")
+
+
+def judge_request(task: str, tool: Tool, call: ToolCall) -> GenerationRequest:
+    """The yes/no question put to the model about `call` (of `tool`) for `task`."""
+    question = render(
+        "judge_call.jinja", task=task.strip(), name=tool.name, description=tool.description.strip(),
+        call=f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)})",
+    )
+    return GenerationRequest(messages=[Message(role="system", content=JUDGE_SYSTEM), Message(role="user", content=question)], max_tokens=4)
+
+
+def verdict(scores: list[float]) -> float:
+    """log P(yes) - log P(no) from the scores of the replies `_YES + _NO`; above 0 means the call fits."""
+    yes = math.log(sum(math.exp(s) for s in scores[: len(_YES)]))
+    no = math.log(sum(math.exp(s) for s in scores[len(_YES) :]))
+    return yes - no
+
+
+async def unfit_calls(backend: Any, step: ParsedStep, registry: ToolRegistry, task: str) -> list[ToolCall]:
+    """The calls of `step` the model judges not to fit `task` (none when `backend` cannot score)."""
+    if not step.calls or not isinstance(backend, Scorer):
+        return []
+    unfit = []
+    for call in step.calls:
+        if call.name not in registry:
+            continue
+        request = judge_request(task, registry.get(call.name), call)
+        scores = await asyncio.to_thread(backend.score, request, [*_YES, *_NO])
+        if verdict(scores) < 0:
+            unfit.append(call)
+    return unfit

@@ -1,0 +1,129 @@
+"""The model judges each call of a run's first step; a call it judges unfit is not run (`StepLimits.judged_calls`).
+
+The judge here is a scripted model behind the `Scorer` protocol (its yes/no scores are set by the
+test); the real model's judgement is measured in benchmarks/RESULTS.md and checked on the reference
+model in tests/engine/test_reference_models.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from agentkit import Agent, StepLimits, tool
+from agentkit.formats import HermesFormat
+from agentkit.registry import ToolRegistry
+from agentkit.testing import ScriptedBackend
+from agentkit.trace import read_trace
+
+CALL = '<tool_call>\n{"name": "get_forecast", "arguments": {"city": "Oslo"}}\n</tool_call>'
+
+
+class JudgingBackend(ScriptedBackend):
+    """Scripted steps, and a judge that answers "no" about calls whose question holds any of `unfit`."""
+
+    def __init__(self, replies, *, unfit: tuple[str, ...] = ()) -> None:
+        super().__init__(replies)
+        self.unfit = unfit
+        self.questions: list[str] = []
+
+    def score(self, request, replies):
+        question = request.messages[-1].content
+        self.questions.append(question)
+        likely_no = any(u in question for u in self.unfit)
+        scores = {"yes": -2.0 if likely_no else -0.2, "no": -0.2 if likely_no else -2.0}
+        return [scores[r.lower()] for r in replies]
+
+
+def forecast_tool(made: list[str]):
+    @tool
+    def get_forecast(city: str) -> str:
+        """The weather forecast for a city."""
+        made.append(city)
+        return f"sun in {city}"
+
+    return get_forecast
+
+
+def test_a_call_the_model_judges_unfit_is_not_run_and_the_model_is_told_so_and_answers(tmp_path):
+    made: list[str] = []
+    backend = JudgingBackend([CALL, "Lima is the capital of Peru."], unfit=("get_forecast",))
+    agent = Agent(backend, tools=[forecast_tool(made)], tool_format="hermes", trace=tmp_path / "run.jsonl")
+    result = agent.run("What is the capital of Peru?")
+    assert result.output == "Lima is the capital of Peru."
+    assert made == []
+    (step,) = result.steps
+    assert [c.arguments for c in step.unfit_calls] == [{"city": "Oslo"}]
+    assert "Request: What is the capital of Peru?" in backend.questions[0]
+    # Asked for the answer, the model sees its call and a note that it was not run, and its grammar has no calls.
+    answer_request = backend.requests[1]
+    assert answer_request.messages[-2].role == "assistant" and "get_forecast" in answer_request.messages[-2].content
+    assert answer_request.messages[-1].role == "tool" and "was not run" in answer_request.messages[-1].content
+    assert "<tool_call>" not in answer_request.grammar
+    assert "get_forecast" not in result.messages[-1].content  # the history shows the answer
+    events = read_trace(tmp_path / "run.jsonl")
+    assert [e.get("reason") for e in events if e["event"] == "calls_dropped"] == ["unfit"]
+
+
+def test_a_call_judged_fit_runs():
+    made: list[str] = []
+    backend = JudgingBackend([CALL, "Sunny in Oslo."])
+    result = Agent(backend, tools=[forecast_tool(made)], tool_format="hermes").run("Weather in Oslo tomorrow?")
+    assert made == ["Oslo"] and result.steps[0].unfit_calls == []
+    assert len(backend.questions) == 1
+
+
+def test_only_the_fitting_calls_of_a_step_run():
+    made: list[str] = []
+    two = CALL + "\n" + CALL.replace("Oslo", "Atlantis")
+    backend = JudgingBackend([two, "Sunny."], unfit=("Atlantis",))
+    result = Agent(backend, tools=[forecast_tool(made)], tool_format="hermes").run("Weather in Oslo?")
+    assert made == ["Oslo"]
+    assert [c.arguments["city"] for c in result.steps[0].unfit_calls] == ["Atlantis"]
+
+
+def test_only_a_runs_first_step_is_judged():
+    """Later calls take their values from tool results, which the short question would not show."""
+    made: list[str] = []
+    second = CALL.replace("Oslo", "Bergen")
+    backend = JudgingBackend([CALL, second, "Sunny in both."], unfit=("Bergen",))
+    Agent(backend, tools=[forecast_tool(made)], tool_format="hermes").run("Weather in Oslo, then in the next city?")
+    assert made == ["Oslo", "Bergen"]
+    assert len(backend.questions) == 1
+
+
+def test_a_backend_that_cannot_score_is_not_judged():
+    made: list[str] = []
+    Agent(ScriptedBackend([CALL, "Sunny."]), tools=[forecast_tool(made)], tool_format="hermes").run("Capital of Peru?")
+    assert made == ["Oslo"]
+
+
+@pytest.mark.parametrize(("tool_format", "judged"), [("hermes", True), ("pythonic", True), ("agentkit", False)])
+def test_on_by_default_for_native_formats_only(tool_format, judged):
+    assert StepLimits().call_checks(tool_format)[2] is judged
+
+
+def test_turned_off_the_unfit_call_runs():
+    made: list[str] = []
+    backend = JudgingBackend([CALL, "Sunny."], unfit=("get_forecast",))
+    agent = Agent(backend, tools=[forecast_tool(made)], tool_format="hermes", limits=StepLimits(judged_calls=False))
+    agent.run("What is the capital of Peru?")
+    assert made == ["Oslo"] and backend.questions == []
+
+
+def test_the_answer_only_grammar_refuses_a_call_written_as_text(smollm2_tokenizer):
+    """Asked for an answer, Qwen2.5-Coder wrote its dropped call again in a ```json fence: the grammar refuses it."""
+    from agentkit.engine.grammar import GrammarCompiler
+
+    compiler = GrammarCompiler(smollm2_tokenizer)
+    made: list[str] = []
+    answer_only = HermesFormat(ToolRegistry([forecast_tool(made)]), answer_only=True)
+
+    def accepts(text: str) -> bool:
+        matcher = compiler.matcher(answer_only.constraint()["grammar"])
+        tokens = smollm2_tokenizer.encode(text, add_special_tokens=False)
+        return all(matcher.consume_token(t) for t in tokens) and matcher.is_accepting()
+
+    assert accepts("Lima is the capital of Peru.")
+    assert accepts("Lima.\n```python\nprint('Lima')\n```")  # other fences are prose
+    for call in (CALL, '{"name": "get_forecast", "arguments": {"city": "Oslo"}}', '```json\n{"name": "get_forecast"}\n```'):
+        assert not accepts(call)
