@@ -35,7 +35,8 @@ def get_weather(city: str) -> str:
 
 
 TOOLS = [calculator, get_weather]
-LIMITS = StepLimits(max_calls=2, string_chars=20, answer_chars=40)
+# Not judged: a random model's yes/no judgement drops its calls at random, and these tests count calls.
+LIMITS = StepLimits(max_calls=2, string_chars=20, answer_chars=40, judged_calls=False)
 
 
 @pytest.fixture(scope="module")
