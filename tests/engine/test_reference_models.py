@@ -29,20 +29,25 @@ def get_weather(city: str) -> str:
     return {"oslo": "-3°C, snow", "lima": "19°C, cloudy"}.get(city.lower(), "no data")
 
 
-@pytest.fixture(scope="module")
-def qwen05():
+def _reference_engine(name: str):
+    """The reference model `name` loaded with default settings (skips with `make models` when absent)."""
     from agentkit.engine import LocalEngine
     from agentkit.engine.reference_models import reference_model_path
     from agentkit.errors import ModelLoadError
 
     try:
-        path = reference_model_path("qwen2.5-coder-0.5b")
+        path = reference_model_path(name)
     except ModelLoadError as exc:
         pytest.skip(str(exc))
     started = time.perf_counter()
     engine = LocalEngine.from_pretrained(path)
     engine.load_seconds = time.perf_counter() - started
     return engine
+
+
+@pytest.fixture(scope="module")
+def qwen05():
+    return _reference_engine("qwen2.5-coder-0.5b")
 
 
 def _steps(agent: Agent, task: str):
@@ -79,15 +84,7 @@ def test_a_question_that_needs_no_tool_gets_an_answer(qwen05):
 
 @pytest.fixture(scope="module")
 def qwen15():
-    from agentkit.engine import LocalEngine
-    from agentkit.engine.reference_models import reference_model_path
-    from agentkit.errors import ModelLoadError
-
-    try:
-        path = reference_model_path("qwen2.5-coder-1.5b")
-    except ModelLoadError as exc:
-        pytest.skip(str(exc))
-    return LocalEngine.from_pretrained(path)
+    return _reference_engine("qwen2.5-coder-1.5b")
 
 
 def test_the_15b_judges_a_call_no_tool_should_make_unfit_and_a_needed_call_fit(qwen15):
