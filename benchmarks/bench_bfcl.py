@@ -39,7 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_model_options(parser)
     parser.add_argument("--limit", type=int, default=50, help="first N tests of each category")
-    parser.add_argument("--formats", default="agentkit,llama3_json,pythonic,hermes")
+    parser.add_argument("--formats", default="agentkit,llama3_json,pythonic,hermes", help='"" with --baseline: the baseline alone')
     parser.add_argument("--categories", default=",".join(CATEGORIES))
     parser.add_argument("--no-unconstrained", action="store_true", help="skip the unconstrained controls")
     parser.add_argument("--baseline", action="store_true",
@@ -57,7 +57,7 @@ def main() -> None:
     )
     categories = args.categories.split(",")
     rows = []
-    configs = [(f, c, False) for f in args.formats.split(",") for c in ((True, False) if not args.no_unconstrained else (True,))]
+    configs = [(f, c, False) for f in args.formats.split(",") if f for c in ((True, False) if not args.no_unconstrained else (True,))]
     if args.baseline:
         configs.append(("template", False, True))
     for tool_format, constrained, baseline in configs:

@@ -27,7 +27,7 @@ from agentkit.errors import ModelCapabilityError
 from agentkit.types import Message
 from agentkit.engine.chat import render_prompt
 from agentkit.engine.llama_context import DEFAULT_BATCH_TOKENS, DEFAULT_SEQUENCES, LlamaContext, log_prob
-from agentkit.engine.loading import cached_tokenizer, embedded_gguf_path, resolve_model_path, token_table_path
+from agentkit.engine.loading import cached_tokenizer, embedded_gguf_path, resolve_model_path, token_table_path, vocab_profile_path
 from agentkit.engine.model_info import native_tool_format
 from agentkit.engine.prompt_tokens import TokenMemo, check_fits, numpy_generator, reply_targets
 
@@ -35,7 +35,8 @@ from agentkit.engine.prompt_tokens import TokenMemo, check_fits, numpy_generator
 class GGUFEngine:
     """A GGUF model run by llama.cpp in this process, behind the same `Backend`/`Scorer` protocols as `LocalEngine`.
 
-    `context_tokens` sets the KV cells (default: the model's trained context, at most 8192);
+    `context_tokens` sets the most KV cells (default: the model's trained context, at most 8192;
+    the context starts with 2,048 and doubles when a conversation needs more, so memory follows use);
     `sequences` how many conversation prefixes are kept for reuse; `threads` the CPU threads
     (default: every core this process may use); `tokenizer` a Hugging Face tokenizer to use instead
     of the one built from the GGUF's metadata (it must have the same vocabulary). `LocalEngine.from_pretrained(path)` returns this
@@ -68,11 +69,12 @@ class GGUFEngine:
             raise ValueError(f"{str(path)!r} is a Hugging Face folder: the llama.cpp engine runs .gguf files. Load it with backend='torch'.")
         self.path = folder / gguf_file
         self.name = name or gguf_file
-        self.tokenizer = tokenizer if tokenizer is not None else cached_tokenizer(self.path)
         self.llama = LlamaContext(self.path, context_tokens=context_tokens, sequences=sequences, threads=threads, batch_tokens=batch_tokens)
         self.context_window = self.llama.context_tokens
-        # The token table is cached beside the tokenizer only when it is the GGUF's own tokenizer.
-        self.grammars = GrammarCompiler(self.tokenizer, token_table_cache=None if tokenizer is not None else token_table_path(self.path))
+        if tokenizer is not None:
+            self.tokenizer, self.grammars = tokenizer, GrammarCompiler(tokenizer)
+        else:
+            self.tokenizer, self.grammars = _own_tokenizer(self.path, self.llama)
         self.eos_ids = _eos_ids(self.tokenizer, self.llama)
         self.jump_forward = jump_forward
         self._tokens = TokenMemo(self.tokenizer)
@@ -131,6 +133,7 @@ class GGUFEngine:
         matcher = self.grammars.matcher(constraint) if constraint is not None else None
         with self._lock:
             waited = time.perf_counter()
+            self.llama.reserve(len(prompt_ids) + request.max_tokens)
             seq, reused = self.llama.claim(prompt_ids)
             logits = self.llama.decode(seq, prompt_ids[reused:], cancel=cancel)
             prefill_seconds = time.perf_counter() - waited
@@ -182,6 +185,7 @@ class GGUFEngine:
                 if not targets:
                     scores.append(0.0)
                     continue
+                self.llama.reserve(len(prompt_ids) + len(targets))
                 seq, reused = self.llama.claim(prompt_ids)
                 first = log_prob(self.llama.decode(seq, prompt_ids[reused:]), targets[0])
                 scores.append(first + float(self.llama.target_log_probs(seq, targets[:-1], targets[1:]).sum()))
@@ -199,6 +203,27 @@ class GGUFEngine:
 
     def _prompt_ids(self, messages: list[Message]) -> list[int]:
         return self._prompt(messages, None)[1]
+
+
+def _own_tokenizer(path: Path, llama: LlamaContext) -> tuple[Any, Any]:
+    """The GGUF's tokenizer and grammar compiler: llama.cpp's vocabulary once it was checked to tokenise as
+    the HF tokenizer does (`engine/vocab_tokenizer.py`: ~200 MB less), else the HF tokenizer, checked now."""
+    from agentkit.engine.grammar import GrammarCompiler
+    from agentkit.engine.vocab_tokenizer import VocabTokenizer, load_profile, profile_if_same, save_profile
+
+    table, profile_path = token_table_path(path), vocab_profile_path(path)
+    profile = load_profile(profile_path)
+    if profile is not None:
+        vocab = VocabTokenizer(llama, profile)
+        try:
+            return vocab, GrammarCompiler(vocab, token_table_cache=table)
+        except FileNotFoundError:  # the token table was deleted: rebuild it from the HF tokenizer below
+            pass
+    hf_tokenizer = cached_tokenizer(path)
+    grammars = GrammarCompiler(hf_tokenizer, token_table_cache=table)
+    if profile is None and (checked := profile_if_same(hf_tokenizer, llama)) is not None:
+        save_profile(profile_path, checked)
+    return hf_tokenizer, grammars
 
 
 def _eos_ids(tokenizer: Any, llama: LlamaContext) -> set[int]:

@@ -26,8 +26,17 @@ from agentkit.errors import ContextOverflowError, ModelLoadError
 from agentkit.engine.kv_cache import common_prefix
 
 DEFAULT_CONTEXT_TOKENS = 8192  # KV cells per engine unless the caller asks for more (the model may train on 32K+)
+# Cells a context starts with; it doubles up to `context_tokens` when one conversation needs more.
+# llama.cpp allocates and clears every cell up front (8,192 cells of Qwen2.5-1.5B: 235 MB).
+INITIAL_CELLS = 2048
 DEFAULT_SEQUENCES = 8  # conversation prefixes kept for reuse (cells they share are stored once)
-DEFAULT_BATCH_TOKENS = 512  # prompt tokens per llama_decode call (llama.cpp's own default)
+# Prompt tokens per llama_decode call. llama.cpp's default is 512, but its compute buffers grow with
+# it and on x86 ggml has no tiled GEMM for Q4 weights, so 256 prefills as fast (2 cores: SmolLM2
+# 223 vs 206 tok/s, Qwen 1.5B 98 vs 92) with ~40 MB less memory touched for the 1.5B.
+DEFAULT_BATCH_TOKENS = 256
+# Reply tokens per llama_decode call when scoring: each needs its logits row, and llama.cpp keeps an
+# output buffer as large as the most rows ever asked at once (512 x Qwen's 152K vocabulary = 311 MB).
+SCORE_ROWS = 32
 
 _LOG_LINES: deque[str] = deque(maxlen=40)  # llama.cpp's recent log lines, quoted in load errors
 _log_callback: Any = None  # kept alive: llama.cpp calls it from C
@@ -76,7 +85,13 @@ class _Sequence:
 
 
 class LlamaContext:
-    """A GGUF model and one llama.cpp context with `sequences` KV sequences sharing `context_tokens` cells.
+    """A GGUF model and one llama.cpp context with `sequences` KV sequences sharing up to `context_tokens` cells.
+
+    The context starts with `INITIAL_CELLS` cells (or `context_tokens` if fewer) and is made again
+    with twice as many when one conversation needs more (`reserve`, or a decode that runs out), so
+    memory follows use: a short agent never pays for 8K cells. Growing drops the cached prefixes of
+    other conversations (they are prefilled again when they come back); several conversations
+    competing for the cells evict each other instead (least recently used first).
 
     Example:
         >>> ctx = LlamaContext(Path("model.gguf"))             # doctest: +SKIP
@@ -108,27 +123,69 @@ class LlamaContext:
         self.vocab = lib.llama_model_get_vocab(self.model)
         self.n_vocab = int(lib.llama_vocab_n_tokens(self.vocab))
         self.trained_context = int(lib.llama_model_n_ctx_train(self.model))
-        wanted = context_tokens or min(self.trained_context or DEFAULT_CONTEXT_TOKENS, DEFAULT_CONTEXT_TOKENS)
+        self.context_tokens = context_tokens or min(self.trained_context or DEFAULT_CONTEXT_TOKENS, DEFAULT_CONTEXT_TOKENS)
+        self.batch_tokens = batch_tokens
+        self._path, self._threads, self._sequence_count = path, threads or default_threads(), sequences
+        self.ctx = None
+        try:
+            self._make_context(min(self.context_tokens, INITIAL_CELLS))
+        except ModelLoadError:
+            lib.llama_model_free(self.model)
+            self.model = None
+            raise
+        self._batch = lib.llama_batch_init(batch_tokens, 0, 1)
+        self._sequences = [_Sequence() for _ in range(sequences)]
+
+    def _make_context(self, cells: int) -> None:
+        """(Re)make the llama.cpp context with `cells` KV cells; any earlier one and its cells are freed first."""
+        lib = self._lib
+        if self.ctx:
+            lib.llama_free(self.ctx)
+            self.ctx = None
         cparams = lib.llama_context_default_params()
-        cparams.n_ctx = wanted
-        cparams.n_batch = batch_tokens
-        cparams.n_ubatch = batch_tokens
-        cparams.n_seq_max = sequences
+        cparams.n_ctx = cells
+        cparams.n_batch = self.batch_tokens
+        cparams.n_ubatch = self.batch_tokens
+        cparams.n_seq_max = self._sequence_count
         cparams.kv_unified = True  # one pool of cells: sequences that share a prefix share its cells
-        cparams.n_threads = cparams.n_threads_batch = threads or default_threads()
+        cparams.n_threads = cparams.n_threads_batch = self._threads
         cparams.no_perf = True
         # Flash attention off: on these CPUs it slows decode as the context grows (SmolLM2 at 1,000
         # tokens: 30 tok/s with it, 59 without; Qwen 0.5B: 16 vs 22).
         cparams.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self.ctx = lib.llama_init_from_model(self.model, cparams)
         if not self.ctx:
-            lib.llama_model_free(self.model)
-            raise ModelLoadError(f"llama.cpp could not make a context of {wanted} tokens for {str(path)!r}: {_last_log()}. Try a smaller context_tokens.")
-        self.context_tokens = int(lib.llama_n_ctx(self.ctx))
+            raise ModelLoadError(
+                f"llama.cpp could not make a context of {cells} tokens for {str(self._path)!r}: {_last_log()}. "
+                "Try a smaller context_tokens."
+            )
+        self.cells = int(lib.llama_n_ctx(self.ctx))  # llama.cpp may round up (to 256 at least)
         self.memory = lib.llama_get_memory(self.ctx)
-        self.batch_tokens = batch_tokens
-        self._batch = lib.llama_batch_init(batch_tokens, 0, 1)
-        self._sequences = [_Sequence() for _ in range(sequences)]
+        self._chunk = int(lib.llama_n_batch(self.ctx))  # llama.cpp caps a batch at the cells
+
+    def reserve(self, tokens: int) -> bool:
+        """Make room for one conversation of `tokens` tokens (up to `context_tokens`); True if the context grew.
+
+        Growing makes a new context, so every sequence is forgotten: call it before `claim`.
+        """
+        if tokens <= self.cells or self.cells >= self.context_tokens:
+            return False
+        cells = self.cells
+        while cells < tokens and cells < self.context_tokens:
+            cells *= 2
+        cells = min(cells, self.context_tokens)
+        for sequence in self._sequences:
+            sequence.ids = []
+        try:
+            self._make_context(cells)
+        except ModelLoadError as exc:
+            self._make_context(self.cells)  # the size it had (freed a moment ago, so it fits again)
+            raise ContextOverflowError(
+                f"The conversation needs {tokens} KV cells and llama.cpp could not grow the context to {cells} ({exc}). "
+                "Load the model with a smaller context_tokens, or shorten the prompt.",
+                prompt_tokens=tokens, context_window=self.cells, reserved_tokens=0,
+            ) from None
+        return True
 
     def close(self) -> None:
         """Free the context and the model (also done when the object is collected)."""
@@ -155,12 +212,35 @@ class LlamaContext:
         return eos if 0 <= eos < self.n_vocab else None
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
-        """llama.cpp's own tokenisation of `text` (used by tests to check the HF tokenizer agrees)."""
+        """llama.cpp's tokenisation of `text`, no BOS added; `special`: special-token texts become their tokens.
+
+        Non-special added tokens (Qwen's `<tool_call>`) always match, as in the HF tokenizer.
+        """
+        vocab = self._open_vocab()
         data = text.encode("utf-8")
-        size = len(data) + 16
+        size = len(data) + 16  # never more tokens than bytes
         out = (self._lib.llama_token * size)()
-        n = self._lib.llama_tokenize(self.vocab, data, len(data), out, size, False, special)
+        n = self._lib.llama_tokenize(vocab, data, len(data), out, size, False, special)
         return list(out[:n])
+
+    def detokenize(self, ids: list[int], *, special: bool = True) -> str:
+        """The text of `ids` (invalid UTF-8 replaced, as the HF tokenizer does); `special`: write special tokens out."""
+        vocab = self._open_vocab()
+        if any(not 0 <= i < self.n_vocab for i in ids):
+            raise ValueError(f"Token ids must be in [0, {self.n_vocab}): got {[i for i in ids if not 0 <= i < self.n_vocab][:5]}.")
+        tokens = (self._lib.llama_token * len(ids))(*ids)
+        size = 64 + 16 * len(ids)
+        while True:
+            buffer = ctypes.create_string_buffer(size)
+            n = self._lib.llama_detokenize(vocab, tokens, len(ids), buffer, size, False, special)
+            if n >= 0:
+                return buffer.raw[:n].decode("utf-8", errors="replace")
+            size = -n  # too small: llama.cpp says how many bytes it needs
+
+    def _open_vocab(self) -> Any:
+        if not getattr(self, "model", None):
+            raise RuntimeError("This engine was closed: its vocabulary went with the model. Load the model again.")
+        return self.vocab
 
     # -- KV sequences -----------------------------------------------------------------------------
 
@@ -222,10 +302,10 @@ class LlamaContext:
         between chunks (the sequence then holds the chunks decoded so far).
         """
         last: np.ndarray | None = None
-        for start in range(0, len(ids), self.batch_tokens):
+        for start in range(0, len(ids), self._chunk):
             if cancel is not None and cancel.is_set():
                 return None
-            chunk = ids[start : start + self.batch_tokens]
+            chunk = ids[start : start + self._chunk]
             self._run(seq, chunk, every_logit=False)
             last = self._logits(len(chunk) - 1)
         return last
@@ -234,19 +314,27 @@ class LlamaContext:
         """Append `ids` to `seq`; return the log-probability of `targets[i]` after `ids[: i + 1]`, for each i.
 
         Reduced row by row as each chunk is decoded: a long reply never becomes a tokens x vocabulary
-        array (300 tokens of a 150K vocabulary would be 180 MB, twice that in float64).
+        array (300 tokens of a 150K vocabulary would be 180 MB, twice that in float64), and chunks of
+        `SCORE_ROWS` keep llama.cpp's own logits buffer small.
         """
         out = np.empty(len(ids), dtype=np.float64)
-        for start in range(0, len(ids), self.batch_tokens):
-            chunk = ids[start : start + self.batch_tokens]
+        rows = min(SCORE_ROWS, self._chunk)
+        for start in range(0, len(ids), rows):
+            chunk = ids[start : start + rows]
             self._run(seq, chunk, every_logit=True)
             for i in range(len(chunk)):
                 out[start + i] = log_prob(self._logits(i), targets[start + i])
         return out
 
     def _run(self, seq: int, chunk: list[int], *, every_logit: bool) -> None:
-        self._fill(seq, chunk, every_logit=every_logit)
-        self._decode_with_room(seq)
+        while True:
+            self._fill(seq, chunk, every_logit=every_logit)
+            held = self._decode_with_room(seq)
+            if held is None:
+                break
+            # The context grew: this sequence's earlier tokens go into the new cells first.
+            for start in range(0, len(held), self._chunk):
+                self._run(seq, held[start : start + self._chunk], every_logit=False)
         self._sequences[seq].ids += chunk
 
     def _fill(self, seq: int, chunk: list[int], *, every_logit: bool) -> None:
@@ -259,16 +347,21 @@ class LlamaContext:
             batch.seq_id[i][0] = seq
             batch.logits[i] = every_logit or i == len(chunk) - 1
 
-    def _decode_with_room(self, seq: int) -> None:
+    def _decode_with_room(self, seq: int) -> list[int] | None:
+        """Decode the filled batch: None when done, or the ids `seq` held when the context had to grow
+        first (they are gone from the new cells; the batch must be filled again after them)."""
         while True:
             status = self._lib.llama_decode(self.ctx, self._batch)
             if status == 0:
-                return
-            if status == 1:  # no room in the KV cells: evict another sequence and retry
+                return None
+            if status == 1:  # no room in the KV cells: evict another sequence and retry, else grow
                 others = [i for i, s in enumerate(self._sequences) if i != seq and s.ids]
                 if others:
                     self._clear(min(others, key=lambda i: self._sequences[i].used))
                     continue
+                held = self._sequences[seq].ids
+                if self.reserve(len(held) + int(self._batch.n_tokens)):
+                    return held
                 raise ContextOverflowError(
                     f"The conversation needs more than the engine's {self.context_tokens} KV cells. "
                     "Load the model with a larger context_tokens, or shorten the prompt.",

@@ -240,6 +240,11 @@ def token_table_path(gguf_path: Path) -> Path:
     return cache_dir() / "token-tables" / f"{_cache_key(gguf_path)}.npz"
 
 
+def vocab_profile_path(gguf_path: Path) -> Path:
+    """Where the llama.cpp engine records that llama.cpp tokenises `gguf_path` as its HF tokenizer does (`engine/vocab_tokenizer.py`)."""
+    return cache_dir() / "token-tables" / f"{_cache_key(gguf_path)}.vocab.json"
+
+
 _FAST_MARKER = "agentkit-fast-tokenizer"
 _PROBE_TEXT = "Hello, <tool_call> wörld 123!\n\t{\"a\": [1, 2]} 日本 </tool_call>"
 _PROBE_CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi <b>"},

@@ -37,6 +37,8 @@ def grammar_tokenizer(hf_tokenizer: Any, *, cache: Path | None = None) -> Any:
 
     eos = hf_tokenizer.eos_token_id
     table = _TokenTable.load(cache, hf_tokenizer) if cache is not None else None
+    if table is None and getattr(hf_tokenizer, "needs_cached_table", False):
+        raise FileNotFoundError(f"No token table cached at {cache} for this tokenizer; it is built from a Hugging Face tokenizer.")
     if table is None:
         import llguidance.hf
 

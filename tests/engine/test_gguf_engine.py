@@ -163,6 +163,41 @@ def test_when_the_kv_cells_run_out_older_conversations_are_evicted(make_tiny_ggu
     assert info.value.context_window == 256 and info.value.prompt_tokens > 256
 
 
+def test_the_kv_cells_grow_with_the_conversation_and_give_the_same_replies(engines, monkeypatch, smollm2_tokenizer):
+    """Memory follows use: the context starts small and doubles when one conversation needs more."""
+    import agentkit.engine.llama_context as llama_context
+    from agentkit.engine import GGUFEngine
+
+    full = engines[1]
+    monkeypatch.setattr(llama_context, "INITIAL_CELLS", 256)  # llama.cpp's smallest
+    growing = GGUFEngine(full.path, tokenizer=smollm2_tokenizer)
+    assert growing.llama.cells == 256 and growing.context_window == full.context_window == 4096
+    full.llama.reset()
+    short = _request(max_tokens=20)
+    assert growing.generate(short).text == full.generate(short).text and growing.llama.cells == 256
+    saved, full.eos_ids, growing.eos_ids = full.eos_ids, set(), set()  # the replies must run their whole length
+    try:
+        long = _request(max_tokens=250)  # ~85 prompt tokens + 250
+        assert growing.generate(long).text == full.generate(long).text
+        assert growing.llama.cells == 512
+    finally:
+        full.eos_ids = growing.eos_ids = saved
+    replies = ["It is 42.", "word " * 500]
+    assert growing.score(short, replies) == pytest.approx(full.score(short, replies), rel=1e-4)
+    assert growing.llama.cells == 1024  # the long reply needed more
+
+    # A decode that runs out of cells on its own grows too, and carries the sequence's tokens over.
+    small = GGUFEngine(full.path, tokenizer=smollm2_tokenizer)
+    ids = small._prompt_ids(CONVERSATION)
+    seq, _ = small.llama.claim(ids)
+    small.llama.decode(seq, ids)
+    logits = small.llama.decode(seq, ids * 3).copy()  # 4 x ~85 tokens > 256 cells, no reserve
+    assert small.llama.cells == 512 and small.llama.held(seq) == ids * 4
+    full.llama.reset()
+    seq, _ = full.llama.claim(ids * 4)
+    assert logits == pytest.approx(full.llama.decode(seq, ids * 4), rel=1e-3, abs=1e-3)
+
+
 def test_scoring_reuses_the_prompt_and_matches_a_cold_score(gguf):
     replies = ['{"tool": "calculator"}', '{"tool": "weather"}']
     gguf.generate(_request())
