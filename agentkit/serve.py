@@ -5,8 +5,10 @@
 Routes: `POST /v1/chat/completions` (tools, tool_choice, parallel_tool_calls, response_format,
 temperature/top_p/max_tokens/stop/seed, stream, usage), `GET /v1/models`, `GET /health`.
 Tool calls are decoded under the grammar built from the request's tools (see `agentkit._chat_format`).
-Bad requests get a 4xx in OpenAI's error shape, never a 500. A client that disconnects cancels its
-decode, freeing its batch row. Concurrent requests share the engine's continuous batching.
+Bad requests get a 4xx in OpenAI's error shape, never a 500, and before any generation: the body is
+read up to a size limit (`agentkit._serve_limits`), then validated whole as one pydantic model of the
+OpenAI request (`agentkit._serve_request`). A client that disconnects cancels its decode, freeing its
+batch row. Concurrent requests share the engine's continuous batching.
 
 Streaming sends the reply as Server-Sent Events in OpenAI's chunk shape (content deltas, tool-call
 deltas with index/id/name then arguments), after the step has been decoded: the whole reply is
@@ -20,6 +22,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import PurePosixPath
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,15 +31,22 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from agentkit._chat_format import Plan, RequestError, apply_stop, plan_request, read_output
+from agentkit._serve_limits import ServeLimits, check_content_type, read_body
+from agentkit._serve_request import parse_request
 from agentkit.backend import Backend, Generation, GenerationRequest
 from agentkit.errors import ContextOverflowError, GrammarError, ModelCapabilityError
 
-MAX_BODY_BYTES = 4 << 20
+DEFAULT_MODEL_ALIAS = "default"  # what `agentkit run --remote` asks for unless told a --remote-model
 STREAM_PIECE_CHARS = 16  # arguments are streamed in pieces of this size, like a model's tokens
 
 
-def create_app(backend: Backend, *, model_name: str | None = None, api_key: str | None = None) -> Starlette:
+def create_app(
+    backend: Backend, *, model_name: str | None = None, api_key: str | None = None, limits: ServeLimits | None = None,
+) -> Starlette:
     """The ASGI app serving `backend` (e.g. a `LocalEngine`); `api_key` requires `Authorization: Bearer`.
+
+    A request's `model` must be the served name (`model_name`, else the backend's name; any case, with or
+    without a leading `path/to/`) or "default"; else 404 `model_not_found`. `limits` bounds each request.
 
     Example:
         >>> from agentkit.testing import ScriptedBackend
@@ -45,6 +55,7 @@ def create_app(backend: Backend, *, model_name: str | None = None, api_key: str 
         ['/health', '/v1/chat/completions', '/v1/models']
     """
     name = model_name or getattr(backend, "name", type(backend).__name__)
+    bounds = limits or ServeLimits()
     created = int(time.time())
 
     def authorised(request: Request) -> bool:
@@ -60,19 +71,20 @@ def create_app(backend: Backend, *, model_name: str | None = None, api_key: str 
 
     async def chat_completions(request: Request) -> Response:
         if not authorised(request):
-            return _error(RequestError("Invalid or missing API key.", status=401, kind="authentication_error", code="invalid_api_key"))
+            return _error(RequestError("Invalid or missing API key.", status=401, kind="authentication_error", code="invalid_api_key"), close=True)
+        raw = None
         try:
-            raw = await request.body()
-            if len(raw) > MAX_BODY_BYTES:
-                raise RequestError(f"The request body is over {MAX_BODY_BYTES >> 20} MB.", status=413)
-            try:
-                body = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise RequestError(f"The request body is not valid JSON: {exc}.") from None
-            plan = plan_request(body)
+            check_content_type(request)
+            raw = await read_body(request, bounds)
+            if raw is None:  # the client went away mid-body
+                return Response(status_code=499)
+            chat = parse_request(raw, bounds)
+            _check_model(chat.model, name)
+            plan = plan_request(chat)
             generation = await _generate(backend, plan, request)
         except RequestError as exc:
-            return _error(exc)
+            # An error sent before the whole body was read closes the connection: the rest is never read.
+            return _error(exc, close=raw is None)
         if generation is None:  # the client went away; nobody reads this
             return Response(status_code=499)
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
@@ -84,9 +96,8 @@ def create_app(backend: Backend, *, model_name: str | None = None, api_key: str 
             "completion_tokens": generation.completion_tokens,
             "total_tokens": generation.prompt_tokens + generation.completion_tokens,
         }
-        if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            chunks = _chunks(completion_id, name, content, tool_calls, finish, usage if include_usage else None)
+        if plan.stream:
+            chunks = _chunks(completion_id, name, content, tool_calls, finish, usage if plan.include_usage else None)
             return StreamingResponse(chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if tool_calls:
@@ -173,5 +184,18 @@ async def _chunks(
     yield "data: [DONE]\n\n"
 
 
-def _error(exc: RequestError) -> Response:
-    return JSONResponse(exc.body(), status_code=exc.status)
+def _check_model(requested: str | None, served: str) -> None:
+    """404 for a model this server does not serve, as OpenAI and vLLM answer (no model: the served one)."""
+    if requested is None:
+        return
+    wanted = PurePosixPath(requested.strip().lower()).name  # "path/to/Model" names the folder served as "Model"
+    known = {served.lower(), served.lower().removesuffix(".gguf"), DEFAULT_MODEL_ALIAS}
+    if wanted not in known and requested.strip().lower() not in known:
+        raise RequestError(
+            f"The model {requested!r} does not exist on this server: it serves {served!r} (GET /v1/models lists it); "
+            f"send model={served!r} or model='{DEFAULT_MODEL_ALIAS}'.", status=404, param="model", code="model_not_found",
+        )
+
+
+def _error(exc: RequestError, *, close: bool = False) -> Response:
+    return JSONResponse(exc.body(), status_code=exc.status, headers={"Connection": "close"} if close else None)

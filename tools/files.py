@@ -15,7 +15,12 @@ defaults (each can be changed through `file_tools`'s keyword arguments):
   MAX_SEARCH_BYTES bytes scanned; symbolic links are not followed.
 - writes (only with `allow_write=True`): at most DEFAULT_MAX_WRITE_BYTES (1 MB) of UTF-8, never through
   a symbolic link or onto a hard-linked or special file; missing parent folders are created inside
-  the root; the new content goes to a temporary file that replaces the target atomically.
+  the root; the new content goes to a temporary file that replaces the target atomically. A replaced
+  file keeps its permission bits but never setuid, setgid or sticky bits.
+- Unicode names: names are compared in NFC. A write goes to the existing file or folder whose name has
+  the same NFC form (its exact spelling first); what it creates is named in NFC, so two look-alike names
+  never come from the tools. Several existing look-alikes (made outside the tools) are refused as
+  ambiguous. Reads, listings and searches use names as they are on disk (as list_files shows them).
 
 POSIX only (it needs `dir_fd` and O_NOFOLLOW).
 """
@@ -27,6 +32,7 @@ import errno
 import os
 import secrets
 import stat
+import unicodedata
 from collections.abc import Iterator
 
 from agentkit.tool import Tool, tool
@@ -45,6 +51,7 @@ MAX_SCAN_ENTRIES = 10_000
 MAX_SEARCH_FILES = 2000
 MAX_NAMED_FILES = 10  # files named in a "no matches" reply
 MAX_SEARCH_BYTES = 32 * 1024 * 1024
+_TEMPORARY_STEM_BYTES = 64  # of the target's name kept in the temporary name: the whole stays far below 255
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _FILE_FLAGS = (
@@ -88,6 +95,8 @@ class _Workspace:
                 "workspace can be used; call list_files to see them."
             )
         relative = os.path.relpath(real, self.root)
+        if for_write and relative == ".":  # e.g. '../ws' where ws is the root: there is no file name left
+            raise FileToolError(f"{shown} is the workspace root itself, a folder. Give a file name inside it, e.g. 'notes/todo.txt'.")
         return [] if relative == "." else relative.split(os.sep)
 
     def open_folder(self, parts: list[str], *, create: bool = False) -> int:
@@ -100,7 +109,9 @@ class _Workspace:
                 except FileNotFoundError:
                     if not create:
                         raise
-                    os.mkdir(part, 0o777, dir_fd=fd)
+                    part = _name_on_disk(fd, part)
+                    with contextlib.suppress(FileExistsError):  # a look-alike folder that already exists
+                        os.mkdir(part, 0o777, dir_fd=fd)
                     next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 os.close(fd)
                 fd = next_fd
@@ -108,6 +119,38 @@ class _Workspace:
             os.close(fd)
             raise
         return fd
+
+
+def _name_on_disk(folder_fd: int, name: str) -> str:
+    """The spelling under which to write `name` in the folder: names are compared in NFC.
+
+    The exact spelling if it exists, else the one existing entry with the same NFC form, else the NFC
+    form (for a new entry). Why: 'café' typed composed or decomposed must not become two look-alike files.
+    """
+    try:
+        os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+        return name
+    except FileNotFoundError:
+        pass
+    if name.isascii():
+        return name  # ASCII has a single normal form
+    wanted = unicodedata.normalize("NFC", name)
+    with os.scandir(folder_fd) as entries:
+        alike = sorted(entry.name for entry in entries if unicodedata.normalize("NFC", entry.name) == wanted)
+    if len(alike) > 1:
+        raise FileToolError(
+            f"{_show(name)} matches several names that differ only in Unicode normalisation "
+            f"({', '.join(_show(a) for a in alike)}). Ask the user to rename them; the tools write NFC names."
+        )
+    return alike[0] if alike else wanted
+
+
+def _temporary_name(name: str) -> str:
+    """A hidden name beside `name` for new content; a 255-byte `name` still gives a valid name."""
+    stem = name
+    while len(os.fsencode(stem)) > _TEMPORARY_STEM_BYTES:  # bytes, not characters: one can take 4 bytes
+        stem = stem[:-1]
+    return f".{stem}.{secrets.token_hex(6)}.tmp"
 
 
 def _show(path: str) -> str:
@@ -121,6 +164,8 @@ def _explain_os_error(exc: OSError, shown: str) -> FileToolError:
         return FileToolError(f"{shown} (or a folder on its way) is a file, not a folder. Use read_file for files.")
     if isinstance(exc, IsADirectoryError):
         return FileToolError(f"{shown} is a folder. Use list_files for folders.")
+    if exc.errno == errno.ENAMETOOLONG:
+        return FileToolError(f"{shown} has a name longer than the file system allows (255 bytes per name, in UTF-8). Use a shorter name.")
     if exc.errno == errno.ELOOP:
         return FileToolError(f"{shown} goes through a symbolic link that changed during the call; it was refused.")
     if isinstance(exc, PermissionError):
@@ -313,6 +358,8 @@ def file_tools(
             raise _explain_os_error(exc, shown) from None
         try:
             return _write_atomically(folder_fd, parts[-1], data, shown)
+        except OSError as exc:  # e.g. a name too long for the file system
+            raise _explain_os_error(exc, shown) from None
         finally:
             os.close(folder_fd)
 
@@ -393,16 +440,19 @@ def _describe(folder_fd: int, name: str, shown: str) -> str:
 
 def _write_atomically(folder_fd: int, name: str, data: bytes, shown: str) -> str:
     """Write `data` to a temporary file beside `name`, then rename it over `name` (never half-written)."""
+    name = _name_on_disk(folder_fd, name)
     try:
         existing = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
     except FileNotFoundError:
         existing = None
     if existing is not None:
         _check_regular(existing, shown)
-    temporary = f".{name[:100]}.{secrets.token_hex(6)}.tmp"
+    temporary = _temporary_name(name)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    # Only the permission bits carry over: a replaced setuid/setgid program must not stay one with new content.
+    mode = 0o644 if existing is None else stat.S_IMODE(existing.st_mode) & 0o777
     try:
-        fd = os.open(temporary, flags, 0o644 if existing is None else stat.S_IMODE(existing.st_mode), dir_fd=folder_fd)
+        fd = os.open(temporary, flags, mode, dir_fd=folder_fd)
         try:
             view = memoryview(data)
             while view:

@@ -18,7 +18,8 @@ URL the model sends (prompt injection can steer it), a request is made only when
 
 Limits (all enforced here, whatever the arguments): the body is read up to `max_response_bytes`
 (default 1 MB; more is cut and the cut noted; gzip/deflate are inflated with the same cap), the whole
-call including redirects has `timeout_seconds` (default 10 s), at most `max_redirects` (default 3),
+call including redirects has `timeout_seconds` (default 10 s; at that deadline the call's connections
+are shut down, so a server trickling its headers cannot stretch it), at most `max_redirects` (default 3),
 a POST body of at most `max_request_bytes` (default 100 kB). Binary content types are summarised,
 not shown. Proxy environment variables (HTTP(S)_PROXY, ALL_PROXY) are ignored by the built-in client.
 
@@ -45,6 +46,7 @@ import ipaddress
 import json
 import re
 import socket
+import threading
 import time
 import zlib
 from collections.abc import Sequence
@@ -144,6 +146,66 @@ def _address_kind(ip: IPAddress) -> str | None:
     return None
 
 
+class _Deadline:
+    """The end of one whole call, enforced on its sockets: at the deadline they are shut down.
+
+    httpx's timeouts apply to each read, and every byte that arrives starts a new one, so a server that
+    trickles its headers or body a line at a time would keep a call alive indefinitely (and, in the
+    registry, keep a worker thread busy long after the call was given up). httpcore reports each new
+    connection through the request's "trace" extension; a timer shuts those sockets down at the
+    deadline, which ends whatever read is blocked on them. A duplicate of each socket is kept, so the
+    shutdown reaches the connection even after TLS has wrapped (and detached) the original socket.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()  # our duplicates only: the connections themselves were closed by httpx
+            self._sockets.clear()
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's "trace" extension: watch every connection the request opens."""
+        if event != "connection.connect_tcp.complete":
+            return
+        try:
+            sock = info["return_value"].get_extra_info("socket").dup()
+        except (AttributeError, KeyError, OSError):
+            return  # a transport without a socket: its own timeouts apply
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read with end-of-file, in any thread
+    except OSError:
+        pass  # already closed by the peer
+
+
 class _Fetcher:
     """The checks and the request loop shared by http_get and http_post."""
 
@@ -222,7 +284,6 @@ class _Fetcher:
         return addresses
 
     def fetch(self, method: str, text: str, params: dict[str, Any] | None = None, body: Any = None) -> str:
-        deadline = time.monotonic() + self.timeout
         if len(text) > MAX_URL_CHARS:
             raise HttpRefusedError(f"The URL has {len(text)} characters; the limit is {MAX_URL_CHARS}.")
         try:
@@ -235,6 +296,11 @@ class _Fetcher:
         content = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
         if content is not None and len(content) > self.max_request_bytes:
             raise HttpRefusedError(f"The JSON body has {len(content)} bytes; the limit is {self.max_request_bytes}.")
+        with _Deadline(self.timeout) as deadline:  # one deadline for the whole call, redirects included
+            return self.follow(method, url, content, deadline)
+
+    def follow(self, method: str, url: httpx.URL, content: bytes | None, deadline: _Deadline) -> str:
+        """Send the request and follow its redirects by hand, checking every hop like the first."""
         for hop in range(self.max_redirects + 1):
             host, addresses = self.check(url)
             response = self.send(method, url, host, addresses, content, deadline)
@@ -255,7 +321,7 @@ class _Fetcher:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def send(self, method: str, url: httpx.URL, host: str, addresses: list[IPAddress], content: bytes | None,
-             deadline: float) -> httpx.Response:  # fmt: skip
+             deadline: _Deadline) -> httpx.Response:  # fmt: skip
         # Pinning against DNS rebinding: the request URL is rewritten to the address just checked, so the
         # transport connects to that IP literal and never resolves the name again. The Host header keeps
         # the name, and for https the TLS SNI and certificate check use it too (httpcore's "sni_hostname"
@@ -266,27 +332,27 @@ class _Fetcher:
             headers["Content-Type"] = "application/json"
         failure: Exception | None = None
         for ip in addresses:
-            remaining = deadline - time.monotonic()
+            remaining = deadline.remaining()
             if remaining <= 0:
                 break
-            extensions: dict[str, Any] = {"timeout": httpx.Timeout(remaining).as_dict()}
+            extensions: dict[str, Any] = {"timeout": httpx.Timeout(remaining).as_dict(), "trace": deadline.trace}
             if url.scheme == "https" and _ip_literal(host) is None:
                 extensions["sni_hostname"] = host
             request = httpx.Request(method, url.copy_with(host=str(ip)), headers=headers, content=content,
                                     extensions=extensions)  # fmt: skip
             try:
                 return self.client.send(request, stream=True, follow_redirects=False)
-            except httpx.ConnectError as exc:  # nothing was sent: try the next checked address
-                failure = exc
-            except httpx.TimeoutException:
-                break
             except httpx.HTTPError as exc:
-                raise HttpToolError(f"The request to {url} failed: {type(exc).__name__}: {exc}.") from None
-        if failure is None:
+                if deadline.expired or isinstance(exc, httpx.TimeoutException):
+                    break  # a shut-down socket shows up as a closed connection: report the deadline
+                if not isinstance(exc, httpx.ConnectError):
+                    raise HttpToolError(f"The request to {url} failed: {type(exc).__name__}: {exc}.") from None
+                failure = exc  # nothing was sent: try the next checked address
+        if failure is None or deadline.expired:
             raise HttpToolError(f"{url} did not answer within {self.timeout:g} s (timeout_seconds).")
         raise HttpToolError(f"Cannot connect to {host} ({', '.join(map(str, addresses))}): {failure}.")
 
-    def render(self, response: httpx.Response, url: httpx.URL, hops: int, deadline: float) -> str:
+    def render(self, response: httpx.Response, url: httpx.URL, hops: int, deadline: _Deadline) -> str:
         content_type = response.headers.get("content-type", "")
         mime = content_type.split(";")[0].strip().lower()
         after = f" (after {hops} redirect{'s' if hops > 1 else ''})" if hops else ""
@@ -307,7 +373,7 @@ class _Fetcher:
             text += f"\n[truncated: the body is longer than {self.max_bytes} bytes; only the first {self.max_bytes} are shown]"
         return head + text
 
-    def read(self, response: httpx.Response, url: httpx.URL, deadline: float) -> tuple[bytes, bool]:
+    def read(self, response: httpx.Response, url: httpx.URL, deadline: _Deadline) -> tuple[bytes, bool]:
         """Read at most max_bytes (+1 to detect more) of the decoded body, within the deadline."""
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("identity", "", "gzip", "x-gzip", "deflate"):
@@ -315,18 +381,23 @@ class _Fetcher:
         # Our own inflater, capped at the limit: httpx's would inflate a whole chunk (a gzip bomb) at once.
         inflater = zlib.decompressobj(zlib.MAX_WBITS | 32) if encoding not in ("identity", "") else None
         body, raw = bytearray(), 0
+        late = HttpToolError(f"{url} did not finish sending within {self.timeout:g} s (timeout_seconds).")
         try:
             for chunk in response.iter_raw():
                 raw += len(chunk)
                 body += inflater.decompress(chunk, self.max_bytes + 1 - len(body)) if inflater else chunk
                 if len(body) > self.max_bytes or raw > self.max_bytes:
                     return bytes(body[: self.max_bytes]), True
-                if time.monotonic() > deadline:
-                    raise HttpToolError(f"{url} did not finish sending within {self.timeout:g} s (timeout_seconds).")
+                if deadline.remaining() <= 0:
+                    raise late
         except httpx.TimeoutException:
-            raise HttpToolError(f"{url} did not finish sending within {self.timeout:g} s (timeout_seconds).") from None
+            raise late from None
         except (httpx.HTTPError, zlib.error) as exc:
+            if deadline.expired:
+                raise late from None
             raise HttpToolError(f"Reading the response from {url} failed: {type(exc).__name__}: {exc}.") from None
+        if deadline.expired:  # a body that ends when the connection closes: ours was closed by the deadline
+            raise late
         return bytes(body), False
 
 

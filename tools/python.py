@@ -6,32 +6,46 @@ with `python -I -S` (standard library only) in a new session, stdin closed, with
 
 * The operating system: rlimits on CPU time, address space, file size, open files, processes and
   threads (`RLIMIT_NPROC`) and core dumps; a wall-clock timeout that kills the whole process group;
-  output read back with a cap. Started as root, the child drops to uid/gid 65534 ("nobody"), so the
-  process limit holds and root's files and the caller's `/proc/<pid>/environ` are out of reach, sets
-  `PR_SET_NO_NEW_PRIVS`, and without `allow_network` enters new network and IPC namespaces where the
-  kernel permits it (silently skipped where it does not).
+  output read back with a cap. Started as root, each run drops to a uid/gid of its own, leased from
+  a pool (tools/_sandbox_uids.py; no two concurrent runs, in any process, share one) and owning its
+  0700 directory, so runs cannot read, change or signal each other, the process limit is per run and
+  root's files and the caller's `/proc/<pid>/environ` are out of reach; it sets `PR_SET_NO_NEW_PRIVS`.
+  Where the kernel permits (as root, or in a user namespace otherwise), the run gets a private mount
+  namespace in which every mount but its directory is remounted read-only (nosuid, nodev) and
+  /dev/shm is an empty read-only tmpfs, and without `allow_network` new network and IPC namespaces.
+  Where refused, this is skipped and the audit layer below refuses more.
 * Audit hooks (`sys.addaudithook`, installed before the code runs; Python code cannot remove them)
   refuse: writing, renaming, deleting or linking outside the temporary directory (world-writable /tmp
-  included) and directory handles outside it; other processes' `/proc` entries; new processes (fork,
-  exec, spawn, subprocess, os.system, `_posixsubprocess`) and signals to other processes; ctypes,
-  subinterpreters, CPython's `_test*` modules, POSIX shared memory, `gc` object lookups and native
-  extensions from outside the standard library; and without `allow_network`, sockets other than
-  local socket pairs, connect, bind, sendto and DNS lookups.
+  included), directory handles outside it and any access to another run's directory; other
+  processes' `/proc` entries; new processes (fork, exec, spawn, subprocess, os.system,
+  `_posixsubprocess`) and signals to other processes; ctypes, Tcl, subinterpreters, CPython's
+  `_test*` modules, POSIX shared memory, sqlite extensions, `gc` object lookups and native extensions
+  from outside the standard library; AF_UNIX sockets bound to paths outside the directory; and
+  without `allow_network`, sockets other than local socket pairs, connect, bind, sendto, DNS lookups
+  and syslog. Functions that act with no audit event are taken away before the code runs:
+  `os.pidfd_open`, `signal.pidfd_send_signal`, `os.unshare`/`os.setns`, and (so the module cannot be
+  rebuilt with them) `_imp.create_builtin`. Without the read-only mounts, the C modules that create
+  files with no audit event are refused too: `sqlite3` (ATTACH and VACUUM INTO write anywhere),
+  `dbm.ndbm`/`dbm.gnu`, `readline`, `_multiprocessing` (named semaphores in /dev/shm), `os.mkfifo`
+  and `os.mknod`.
 
 What it does NOT isolate. It is not a container or a VM (for hostile code use one: gVisor,
 Firecracker, a container with seccomp and a read-only root filesystem):
 
-* Same kernel and filesystem: the code reads every world-readable file and lists directories.
+* Same kernel: the code reads every world-readable file, lists directories and sees the host's
+  processes in /proc (their command lines; the hook refuses opening their entries).
 * Not started as root, nothing changes user: the code reads all of the caller's files (~/.ssh),
   RLIMIT_NPROC counts all the caller's processes (set to their count plus `max_processes`), and
-  there is no network namespace, only the audit hooks.
+  concurrent runs share the caller's uid, so only the audit hooks keep them apart (and the user
+  namespace, where the kernel permits one, keeps their writes in their own directory).
 * Audit hooks are defence in depth, not a security boundary: a determined attacker gets past them
   with crafted bytecode (`marshal.loads`), interpreter memory bugs, a path-like object whose
   `__fspath__` (run inside the hook) changes its answer or, on Python 3.13+, rewrites the hook's
-  locals through its frame, or `os.mkfifo`/`os.mknod` (no audit event). Native code then
-  meets only the OS layer, which does not stop writes to world-writable directories.
-* Runs as uid 65534 share its process count; memory is capped as address space (`RLIMIT_AS`) per
-  process, not as a cgroup's resident memory.
+  locals through its frame. Native code then meets only the OS layer: with the read-only mounts it
+  writes only its directory, device files such as /dev/null and its already open files; without
+  them (a kernel that refuses mount namespaces) it writes wherever the uid may, world-writable
+  directories included, and a later run leased the same uid could read what it left there.
+* Memory is capped as address space (`RLIMIT_AS`) per process, not as a cgroup's resident memory.
 
 Example:
     >>> python_tool(timeout_seconds=5).name
@@ -51,130 +65,21 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import nullcontext
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from agentkit.tool import Tool, tool
+from agentkit.tools._sandbox_uids import FIRST_UID, POOL_SIZE, leased_uid
 
 MB = 1024 * 1024
-SANDBOX_UID = SANDBOX_GID = 65534  # "nobody"
+SANDBOX_UIDS = range(FIRST_UID, FIRST_UID + POOL_SIZE)  # as root, each concurrent run has one of its own
 MAX_CODE_CHARS = 100_000
 MAX_OPEN_FILES = 64
+_NAMESPACES = True  # False: run as on a kernel that refuses them (the tests check that fallback)
 
-# Runs in the child before the user's code (as root when the caller is root); must work on Python 3.8+.
-_BOOTSTRAP = r'''
-import json, os, resource, signal, stat, sys, types
-cfg = json.loads(sys.argv[1])
-box, root = cfg["dir"], os.geteuid() == 0
-try:
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    if root and not cfg["net"]:
-        libc.unshare(0x40000000 | 0x08000000)  # CLONE_NEWNET | CLONE_NEWIPC; skipped where refused
-    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
-except Exception:
-    pass
-ctypes = libc = None
-import subprocess  # imported here so asyncio & co. still can; its unaudited process starter is taken away
-subprocess._posixsubprocess = subprocess._fork_exec = None
-for name in [m for m in sys.modules if m.startswith(("ctypes", "_ctypes", "_posixsubprocess"))]:
-    del sys.modules[name]  # importing them again is refused by the audit hook
-for name, soft, hard in cfg["limits"]:
-    held = resource.getrlimit(getattr(resource, name))[1]
-    hard = hard if root or held == resource.RLIM_INFINITY else min(hard, held)
-    resource.setrlimit(getattr(resource, name), (min(soft, hard), hard))
-if root:
-    os.setgroups([]); os.setgid(cfg["gid"]); os.setuid(cfg["uid"])
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # too big a file: OSError("File too large"), not death
-path = os.path.join(box, "main.py")
-with open(path, encoding="utf-8") as f:
-    source = f.read()
-# (absolute, lexically normalised path; whether it was relative and climbed with '..')
-def resolve(p, fspath=os.fspath, getcwd=os.getcwd, isinstance=isinstance, bytes=bytes, text=str.__str__,
-            decode=bytes.decode, split=str.split, join=str.join, starts=str.startswith):
-    p = fspath(p)
-    p = decode(p, "utf-8", "surrogateescape") if isinstance(p, bytes) else text(p)
-    parts, climbs = split(p, "/"), False
-    if not starts(p, "/"):
-        climbs, parts = ".." in parts, split(getcwd(), "/") + parts
-    out = []
-    for part in parts:
-        if part == "..":
-            out = out[:-1]
-        elif part and part != ".":
-            out.append(part)
-    return "/" + join("/", out), climbs
-
-def hook(event, args, resolve=resolve, box=box, boxs=box + "/", net=cfg["net"], pid=os.getpid(),
-         spid=str(os.getpid()), libs=tuple(p + "/" for p in sys.path), isinstance=isinstance, int=int, len=len,
-         text=str.__str__, starts=str.startswith, split=str.split, isdigit=str.isdigit, deny=PermissionError,
-         stat=os.stat, isdir=stat.S_ISDIR, write=os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
-         changes=frozenset(("os.remove", "os.rmdir", "os.mkdir", "os.rename", "os.link", "os.symlink", "os.chmod",
-                            "os.lchmod", "os.chown", "os.utime", "os.truncate", "os.setxattr", "os.removexattr",
-                            "os.chflags", "os.lchflags")),
-         spawns=frozenset(("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-                           "subprocess.Popen", "os.startfile", "os.killpg", "sys.remote_exec")),
-         blocked=("_test", "_xx", "_interp", "ctypes", "_ctypes", "_posixsubprocess", "_posixshmem"),
-         introspection=frozenset(("gc.get_objects", "gc.get_referrers", "gc.get_referents")),
-         network=frozenset(("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
-                            "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr",
-                            "socket.getnameinfo")), mine=frozenset(), id=id):
-    if event == "open":
-        if isinstance(args[0], int):
-            return
-        where, climbs = resolve(args[0])
-        inside = where == box or starts(where, boxs)
-        if (args[2] or 0) & write and (climbs or not inside) and where != "/dev/null":
-            raise deny(f"the sandbox may only write inside its working directory {box}, not {where}")
-        if args[1] is None and not inside:  # os.open: no directory handles outside (dir_fd tricks)
-            try:
-                climbs = climbs or isdir(stat(where).st_mode)
-            except OSError:
-                pass
-            if climbs:
-                raise deny(f"the sandbox may not open directories outside {box}: {where}")
-        part = split(where, "/")
-        if starts(where, "/proc/") and ((isdigit(part[2]) and part[2] != spid) or "root" in part or "cwd" in part):
-            raise deny(f"the sandbox may not read {where}")
-    elif event in changes:
-        for p in args[:2] if event in ("os.rename", "os.link", "os.symlink") else args[:1]:
-            if isinstance(p, int) and event in ("os.truncate", "os.utime"):
-                continue
-            where, climbs = ("a file descriptor", True) if isinstance(p, int) else resolve(p)
-            if event == "os.symlink" or climbs or not (where == box or starts(where, boxs)):
-                raise deny(f"{event} is not allowed outside the sandbox's working directory {box}: {where}")
-    elif event in spawns:
-        raise deny(f"starting or signalling other processes is not allowed in the sandbox ({event})")
-    elif event in ("os.kill", "resource.prlimit") and args[0] != pid and not (event[0] == "r" and args[0] == 0):
-        raise deny(f"{event} on another process is not allowed in the sandbox")
-    elif event == "import":
-        if starts(text(args[0]), blocked):  # raw memory, unaudited processes and interpreters, shared memory
-            raise deny(f"importing {args[0]} is not allowed in the sandbox")
-        if len(args) > 1 and args[1] is not None and not starts(text(args[1]), libs):
-            raise deny(f"loading native code from {args[1]} is not allowed in the sandbox")
-    elif starts(event, "ctypes.") or event in introspection:
-        raise deny(f"{event} is not allowed in the sandbox")
-    elif event == "object.__setattr__" and id(args[0]) in mine and args[1] in ("__code__", "__defaults__"):
-        raise deny(f"changing a function's {args[1]} is not allowed in the sandbox")
-    elif not net and (event in network or (event == "socket.__new__" and args[1] != 1)):  # 1: AF_UNIX
-        raise deny(f"network access is disabled in the sandbox ({event})")
-
-hook.__defaults__ = hook.__defaults__[:-2] + (frozenset((id(hook), id(resolve))), id)  # before it is active
-__import__("gc").collect()  # the modules dropped above must be gone, not found again through gc
-main = types.ModuleType("__main__")
-main.__file__ = path
-sys.modules["__main__"], sys.argv = main, [path]
-sys.addaudithook(hook)
-try:
-    exec(compile(source, path, "exec"), main.__dict__)
-except SystemExit:
-    raise
-except BaseException as exc:
-    import traceback
-    main.__dict__.clear()  # free what the code held: a MemoryError must still print
-    traceback.clear_frames(exc.__traceback__)
-    traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)  # without this bootstrap's frame
-    sys.exit(1)
-'''
+# Runs in the child before the user's code (as root when the caller is): read as text, never imported here.
+_BOOTSTRAP = Path(__file__).with_name("_sandbox_child.py").read_text(encoding="utf-8")
 _LAUNCH = "import sys; exec(compile(sys.argv.pop(1), '<sandbox>', 'exec'))"
 
 
@@ -203,7 +108,7 @@ def python_tool(
     stderr its last `max_output_chars // 2`. A failed run raises `PythonRunError`, so the model reads
     an error observation with the output and the reason. As root, `python_executable` defaults to the
     first of this interpreter, its base interpreter, /usr/local/bin/python3 and /usr/bin/python3 whose
-    standard library uid 65534 can import.
+    standard library the sandbox's users can import.
 
     Example:
         >>> sandbox = python_tool(timeout_seconds=2, memory_bytes=256 * MB)
@@ -265,25 +170,30 @@ def _interpreter(limits: _Limits) -> str:
                 break
             failures.append(f"{exe}: {why}: {err.strip()[-150:]}")
         if key not in _chosen:
-            raise RuntimeError(f"run_python: no Python whose standard library uid {SANDBOX_UID} can import "
+            raise RuntimeError("run_python: no Python whose standard library the sandbox's users can import "
                                f"({'; '.join(failures) or 'none found'}); pass python_executable=...")
         return _chosen[key]
 
 
 def _execute(exe: str, code: str, limits: _Limits) -> tuple[str | None, str, str]:
-    """Run once; return (why it failed, or None), the head of stdout and the tail of stderr."""
-    root = os.geteuid() == 0
-    box = os.path.realpath(tempfile.mkdtemp(prefix="agentkit-python-"))
+    """Run once as a uid of its own (as root) or the caller's; return (why it failed, or None), stdout, stderr."""
+    with leased_uid() if os.geteuid() == 0 else nullcontext(None) as uid:
+        return _run(exe, code, limits, uid)
+
+
+def _run(exe: str, code: str, limits: _Limits, uid: int | None) -> tuple[str | None, str, str]:
+    box = os.path.realpath(tempfile.mkdtemp(prefix="agentkit-python-"))  # 0700: only its owner gets in
     try:
         with open(os.path.join(box, "main.py"), "w", encoding="utf-8") as source:
             source.write(code)
-        for path in (box, os.path.join(box, "main.py")) if root else ():
-            os.chown(path, SANDBOX_UID, SANDBOX_GID)
-        procs = limits.nproc + (0 if root else _task_count(os.getuid()))
-        config = {"dir": box, "uid": SANDBOX_UID, "gid": SANDBOX_GID, "net": limits.net, "limits": [
-            ("RLIMIT_CPU", limits.cpu, limits.cpu + 1), ("RLIMIT_AS", limits.memory, limits.memory),
-            ("RLIMIT_FSIZE", limits.fsize, limits.fsize), ("RLIMIT_NOFILE", MAX_OPEN_FILES, MAX_OPEN_FILES),
-            ("RLIMIT_CORE", 0, 0), ("RLIMIT_NPROC", procs, procs)]}
+        for path in (box, os.path.join(box, "main.py")) if uid is not None else ():
+            os.chown(path, uid, uid)
+        procs = limits.nproc + (0 if uid is not None else _task_count(os.getuid()))
+        config = {"dir": box, "peers": os.path.join(os.path.dirname(box), "agentkit-python-"), "uid": uid,
+                  "gid": uid, "net": limits.net, "namespaces": _NAMESPACES, "limits": [
+                      ("RLIMIT_CPU", limits.cpu, limits.cpu + 1), ("RLIMIT_AS", limits.memory, limits.memory),
+                      ("RLIMIT_FSIZE", limits.fsize, limits.fsize), ("RLIMIT_NOFILE", MAX_OPEN_FILES, MAX_OPEN_FILES),
+                      ("RLIMIT_CORE", 0, 0), ("RLIMIT_NPROC", procs, procs)]}
         env = {"PATH": "/usr/bin:/bin", "HOME": box, "TMPDIR": box, "LANG": "C.UTF-8"}
         command = [exe, "-I", "-S", "-B", "-u", "-X", "utf8", "-c", _LAUNCH, _BOOTSTRAP, json.dumps(config)]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:

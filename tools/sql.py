@@ -10,11 +10,20 @@
   writes such as `writable_schema`. Extension loading is switched off where Python allows it.
 - one statement per call, at most MAX_QUERY_CHARS characters.
 - a time limit (DEFAULT_TIMEOUT_SECONDS, 5 s): a progress handler aborts the query past its deadline.
-- no value longer than MAX_VALUE_BYTES (SQLITE_LIMIT_LENGTH), so `zeroblob(1e9)` fails fast.
+- a result byte budget (DEFAULT_MAX_RESULT_BYTES, 32 MiB): the bytes of every value the query returns,
+  shown rows and counted rows together (text and blobs by their size, numbers and NULL as 8 bytes).
+  Rows are read one at a time and rendered at once, so the tool never holds more than one row of full
+  values; the table stops at the row that reaches the budget, and the observation says it was cut.
+- one row fits the budget too: before the query runs, its columns are counted (the statement, as a
+  subquery with LIMIT 0, is compiled but not run) and each value (SQLITE_LIMIT_LENGTH) is capped at the
+  budget divided by that count, and never above MAX_VALUE_BYTES (10 MiB), so `zeroblob(1e9)` or forty
+  10 MB columns fail fast. SQLite applies the same cap to a stored row it reads a column from.
 - output: a text table of at most DEFAULT_MAX_ROWS (100) rows, the rest counted (that note comes
   first); each cell cut to DEFAULT_MAX_CELL_CHARS (200) characters, blobs shown by size.
+- not bounded: SQLite's working memory inside one row, when one expression holds many capped values
+  at once (e.g. `max()` over many 10 MB arguments); SQLite offers only a process-wide heap limit.
 - Python 3.10 has no `Connection.setlimit`: there the value-size and attached-database limits are
-  not set (the authorizer still denies ATTACH).
+  not set (the authorizer still denies ATTACH, and the result budget still stops the reading).
 """
 
 from __future__ import annotations
@@ -32,6 +41,9 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 DEFAULT_MAX_CELL_CHARS = 200
 MAX_QUERY_CHARS = 10_000
 MAX_VALUE_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_RESULT_BYTES = 32 * 1024 * 1024
+_SCALAR_BYTES = 8  # what a number or NULL counts against the result budget (SQLite stores at most 8 bytes)
+_UNPROBED_COLUMNS = 8  # PRAGMA and EXPLAIN cannot be a subquery; their results have a few small columns
 PROGRESS_INSTRUCTIONS = 1000  # the deadline is checked every this many SQLite VM instructions
 READ_ONLY_PRAGMAS = frozenset(
     {
@@ -107,6 +119,7 @@ def sql_tool(
     max_rows: int = DEFAULT_MAX_ROWS,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     max_cell_chars: int = DEFAULT_MAX_CELL_CHARS,
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     name: str = "sql_query",
 ) -> Tool:
     """A `sql_query(query)` tool that runs one read-only SQL statement on the SQLite file `database_path`.
@@ -150,30 +163,28 @@ def sql_tool(
         except sqlite3.Error as exc:
             raise SQLToolError(f"The database {os.path.basename(database)!r} cannot be opened: {exc}.") from None
         authorizer = _ReadOnlyAuthorizer()
+        value_cap = MAX_VALUE_BYTES
         try:
-            _lock_down(connection, authorizer, timeout_seconds)
+            _lock_down(connection, authorizer)
+            _compile_only(connection, query)  # refusals and syntax errors name the user's own statement
+            value_cap = _cap_values(connection, _result_width(connection, query), max_result_bytes)
+            _start_clock(connection, timeout_seconds)
             cursor = connection.execute(query)
             if cursor.description is None:
                 return "The statement returned no result table."
             headers = [column[0] for column in cursor.description]
-            rows = cursor.fetchmany(max_rows)
-            omitted, complete = 0, True
-            try:
-                while batch := cursor.fetchmany(1000):
-                    omitted += len(batch)
-            except sqlite3.OperationalError:
-                complete = False  # counting the rest ran out of time: report what was counted
-            return _table(headers, rows, omitted, complete, max_rows, max_cell_chars)
+            result = _read_rows(cursor, max_rows, max_cell_chars, max_result_bytes)
+            return _table(headers, result, max_rows, max_cell_chars, max_result_bytes)
         except (sqlite3.Error, sqlite3.Warning) as exc:
-            raise _explain(exc, query, authorizer, timeout_seconds) from None
+            raise _explain(exc, query, authorizer, timeout_seconds, value_cap) from None
         finally:
             connection.close()
 
     return sql_query
 
 
-def _lock_down(connection: sqlite3.Connection, authorizer: _ReadOnlyAuthorizer, timeout_seconds: float) -> None:
-    """Switch off extensions and writes, cap values, install the authorizer and the deadline."""
+def _lock_down(connection: sqlite3.Connection, authorizer: _ReadOnlyAuthorizer) -> None:
+    """Switch off extensions and writes, cap values, install the authorizer."""
     enable_load_extension = getattr(connection, "enable_load_extension", None)
     if enable_load_extension is not None:
         enable_load_extension(False)
@@ -185,11 +196,61 @@ def _lock_down(connection: sqlite3.Connection, authorizer: _ReadOnlyAuthorizer, 
         setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
         setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, MAX_QUERY_CHARS * 4)  # bytes: room for UTF-8
     connection.set_authorizer(authorizer)
+
+
+def _compile_only(connection: sqlite3.Connection, query: str) -> None:
+    """Compile `query` and stop it at its first instruction: it raises what compiling raises, runs nothing."""
+    connection.set_progress_handler(lambda: 1, 1)
+    try:
+        connection.execute(query)
+    except sqlite3.OperationalError as exc:
+        if str(exc) != "interrupted":
+            raise
+    finally:
+        connection.set_progress_handler(None, 0)
+
+
+def _result_width(connection: sqlite3.Connection, query: str) -> int:
+    """How many columns `query` returns, learnt by compiling it as a subquery with LIMIT 0 (nothing runs).
+
+    PRAGMA and EXPLAIN cannot be subqueries: they count as _UNPROBED_COLUMNS, more than they have.
+    """
+    try:
+        probe = connection.execute(f"SELECT * FROM (\n{_without_terminator(query)}\n) LIMIT 0")
+    except sqlite3.Error:
+        return _UNPROBED_COLUMNS
+    return max(len(probe.description or ()), 1)
+
+
+def _without_terminator(query: str) -> str:
+    """`query` without its closing ';' and what follows it (only comments: it compiled as one statement)."""
+    end = query.find(";")
+    while end != -1:
+        if sqlite3.complete_statement(query[: end + 1]):  # a ';' in a string or comment does not complete it
+            return query[:end]
+        end = query.find(";", end + 1)
+    return query
+
+
+def _cap_values(connection: sqlite3.Connection, columns: int, budget: int) -> int:
+    """Cap each value at the budget shared by `columns` values (at most MAX_VALUE_BYTES); return the cap.
+
+    Why: Python reads a whole row before the tool can measure it, so one row must fit the budget.
+    """
+    cap = max(1, min(MAX_VALUE_BYTES, budget // columns))
+    setlimit = getattr(connection, "setlimit", None)  # Python 3.11+
+    if setlimit is not None:
+        setlimit(sqlite3.SQLITE_LIMIT_LENGTH, cap)
+    return cap
+
+
+def _start_clock(connection: sqlite3.Connection, timeout_seconds: float) -> None:
+    """Abort the statement once `timeout_seconds` have passed (checked every PROGRESS_INSTRUCTIONS)."""
     deadline = time.monotonic() + timeout_seconds
     connection.set_progress_handler(lambda: int(time.monotonic() > deadline), PROGRESS_INSTRUCTIONS)
 
 
-def _explain(exc: Exception, query: str, authorizer: _ReadOnlyAuthorizer, timeout_seconds: float) -> SQLToolError:
+def _explain(exc: Exception, query: str, authorizer: _ReadOnlyAuthorizer, timeout_seconds: float, value_cap: int) -> SQLToolError:
     message = str(exc)
     if authorizer.denied:
         keyword = query.split(None, 1)[0].upper() if query.split() else ""
@@ -207,7 +268,11 @@ def _explain(exc: Exception, query: str, authorizer: _ReadOnlyAuthorizer, timeou
     if "not a database" in message:
         return SQLToolError("The file is not a SQLite database.")
     if "too big" in message:
-        return SQLToolError(f"A value in the query would exceed {MAX_VALUE_BYTES} bytes; ask for less.")
+        return SQLToolError(
+            f"A value in the query (or a stored row read for it) would exceed {value_cap} bytes, the limit per "
+            f"value for this result (its byte budget shared by its columns, at most {MAX_VALUE_BYTES}). Ask for "
+            "less: select fewer columns, or cut big values with substr() or measure them with length()."
+        )
     if "readonly" in message or "read-only" in message:
         return SQLToolError("The database is read-only here: send a single SELECT statement.")
     return SQLToolError(f"SQL error: {message}. Check the table and column names with SELECT sql FROM sqlite_master.")
@@ -222,12 +287,66 @@ def _cell(value: Any, max_chars: int) -> str:
     return text if len(text) <= max_chars else text[: max(max_chars - 1, 0)] + "…"
 
 
-def _table(headers: list[str], rows: list[tuple[Any, ...]], omitted: int, complete: bool, max_rows: int, max_cell_chars: int) -> str:
+class _Rows:
+    """The rendered rows of a result, how many more were counted, and why reading stopped early."""
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+        self.omitted = 0
+        self.spent = 0  # bytes of every value read so far, shown and counted
+        self.stopped: str | None = None  # "budget" or "time": there may be more rows than counted
+
+
+def _read_rows(cursor: sqlite3.Cursor, max_rows: int, max_cell_chars: int, budget: int) -> _Rows:
+    """Read the result one row at a time: show `max_rows`, count the rest, stop at the byte budget.
+
+    Why one at a time: a row's values are dropped once rendered, so memory stays at one row.
+    """
+    rows = _Rows()
+    try:
+        for row in cursor:
+            rows.spent += sum(_value_bytes(value) for value in row)
+            if len(rows.shown) < max_rows:
+                rows.shown.append(" | ".join(_cell(value, max_cell_chars) for value in row))
+            else:
+                rows.omitted += 1
+            if rows.spent >= budget:
+                rows.stopped = "budget"
+                break
+    except sqlite3.OperationalError:
+        if len(rows.shown) < max_rows:
+            raise  # the rows to show could not be read: the error says why
+        rows.stopped = "time"  # counting the rest ran out of time (or hit a limit): report what was counted
+    return rows
+
+
+def _value_bytes(value: Any) -> int:
+    """What one value counts against the result budget: its size in bytes (UTF-8 for text)."""
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, str):
+        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+    return _SCALAR_BYTES
+
+
+def _size(count: int) -> str:
+    return f"{count // (1024 * 1024)} MiB" if count % (1024 * 1024) == 0 else f"{count} bytes"
+
+
+def _table(headers: list[str], rows: _Rows, max_rows: int, max_cell_chars: int, budget: int) -> str:
     lines = [" | ".join(_cell(h, max_cell_chars) for h in headers), " | ".join("---" for _ in headers)]
-    lines += [" | ".join(_cell(value, max_cell_chars) for value in row) for row in rows]
-    if omitted or not complete:  # first, so that an output limit cutting the table cannot hide it
-        more = f"{omitted}" if complete else f"at least {omitted}"
-        lines.insert(0, f"({len(rows)} rows shown, {more} more omitted: the limit is {max_rows}; add a LIMIT or a WHERE clause)")
+    lines += rows.shown
+    shown = len(rows.shown)
+    if rows.stopped == "budget" and not rows.omitted:
+        lines.insert(0, (
+            f"({shown} row{'' if shown == 1 else 's'} shown, then cut: the result reached its byte budget of "
+            f"{_size(budget)} and more rows may follow; select fewer or shorter columns (substr(), length()), "
+            "or add a LIMIT or a WHERE clause)"
+        ))
+    elif rows.omitted or rows.stopped:  # first, so that an output limit cutting the table cannot hide it
+        more = f"at least {rows.omitted}" if rows.stopped else f"{rows.omitted}"
+        why = {"budget": f"; counting stopped at the result byte budget of {_size(budget)}", "time": "; counting stopped at the time limit"}.get(rows.stopped or "", "")
+        lines.insert(0, f"({shown} rows shown, {more} more omitted: the limit is {max_rows}{why}; add a LIMIT or a WHERE clause)")
     else:
-        lines.append(f"({len(rows)} row{'' if len(rows) == 1 else 's'})")
+        lines.append(f"({shown} row{'' if shown == 1 else 's'})")
     return "\n".join(lines)

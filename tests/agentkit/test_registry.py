@@ -353,3 +353,66 @@ def test_one_failing_call_does_not_affect_the_others():
     )
     assert [o.is_error for o in observations] == [False, True, False]
     assert observations[0].content == "first" and observations[2].content == "last"
+
+
+# -- hung sync tools ------------------------------------------------------------------------------
+
+
+def test_ten_hung_calls_do_not_delay_an_unrelated_call(release):
+    @tool(timeout=0.3)
+    def hang() -> str:
+        """Never returns on its own."""
+        release.wait(10)
+        return "late"
+
+    calls = [ToolCall(id=str(i), name="hang", arguments={}) for i in range(10)]
+    calls.append(ToolCall(id="add", name="add", arguments={"a": 2, "b": 3}))
+    started = time.perf_counter()
+    observations = asyncio.run(ToolRegistry([hang, add]).arun_all(calls))
+    assert time.perf_counter() - started < 1.0
+    assert [o.error_type for o in observations[:10]] == ["timeout"] * 10
+    assert observations[10].content == "5" and observations[10].duration_seconds < 0.2
+
+
+def test_a_tool_whose_threads_are_all_stuck_is_reported_busy_and_others_still_run(release):
+    @tool(timeout=0.1)
+    def hang() -> str:
+        """Hangs until released."""
+        release.wait(10)
+        return "finally"
+
+    registry = ToolRegistry([hang, add], tool_threads=3)
+    for _ in range(3):  # each call times out and leaves its thread behind
+        assert registry.run(call("hang")).error_type == "timeout"
+    started = time.perf_counter()
+    busy = registry.run(call("hang"))
+    assert time.perf_counter() - started < 0.05, "a call to a tool with no free thread should fail at once"
+    assert (busy.is_error, busy.error_type) == (True, "busy")
+    assert "all 3 threads of hang are still busy" in busy.content and "another tool" in busy.content
+    assert registry.run(call("add", a=1, b=1)).content == "2"  # other sync tools have threads of their own
+
+    release.set()  # the hung calls end: the tool's threads come back
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and registry.run(call("hang")).error_type == "busy":
+        time.sleep(0.01)
+    assert registry.run(call("hang")).content == "finally"
+
+
+def test_calls_beyond_the_thread_budget_wait_for_a_thread_within_their_deadline():
+    @tool(timeout=2)
+    def nap(seconds: float) -> str:
+        """Sleeps."""
+        time.sleep(seconds)
+        return "ok"
+
+    calls = [ToolCall(id=str(i), name="nap", arguments={"seconds": 0.2}) for i in range(4)]
+    started = time.perf_counter()
+    observations = asyncio.run(ToolRegistry([nap], tool_threads=2).arun_all(calls))
+    elapsed = time.perf_counter() - started
+    assert [o.content for o in observations] == ["ok"] * 4
+    assert 0.35 < elapsed < 1.0, f"{elapsed:.2f} s: four 0.2 s calls on two threads take two rounds"
+
+
+def test_tool_threads_must_be_positive():
+    with pytest.raises(ValueError, match="tool_threads must be at least 1"):
+        ToolRegistry([add], tool_threads=0)

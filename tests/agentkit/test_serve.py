@@ -34,6 +34,7 @@ TIME = {
     },
 }
 ASK = [{"role": "user", "content": "What's the weather in Paris?"}]
+MODEL = "set by the served_name fixture"
 PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
@@ -86,8 +87,16 @@ def client(server):
     return openai.OpenAI(base_url=f"{server.url}/v1", api_key="sekret", max_retries=0)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def served_name(server):
+    """Requests name the served model, as GET /v1/models lists it (others get a 404)."""
+    global MODEL
+    MODEL = httpx.get(f"{server.url}/v1/models", headers={"Authorization": "Bearer sekret"}).json()["data"][0]["id"]
+    return MODEL
+
+
 def test_plain_chat_returns_text_and_usage(client):
-    reply = client.chat.completions.create(model="any", messages=[{"role": "user", "content": "Hello"}], max_tokens=8, seed=1)
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hello"}], max_tokens=8, seed=1)
     assert reply.choices[0].message.role == "assistant" and reply.choices[0].message.tool_calls is None
     assert reply.usage.completion_tokens <= 8 and reply.usage.prompt_tokens > 0
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
@@ -96,7 +105,7 @@ def test_plain_chat_returns_text_and_usage(client):
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_time"}}], ids=["required", "named"])
 def test_forced_tool_calls_always_parse_and_match_the_schema(client, choice, seed):
-    reply = client.chat.completions.create(model="any", messages=ASK, tools=[WEATHER, TIME], tool_choice=choice, seed=seed)
+    reply = client.chat.completions.create(model=MODEL, messages=ASK, tools=[WEATHER, TIME], tool_choice=choice, seed=seed)
     calls = reply.choices[0].message.tool_calls
     assert reply.choices[0].finish_reason == "tool_calls" and calls
     for call in calls:
@@ -110,7 +119,7 @@ def test_forced_tool_calls_always_parse_and_match_the_schema(client, choice, see
 
 @pytest.mark.parametrize("seed", range(5))
 def test_auto_gives_either_valid_calls_or_text(client, seed):
-    reply = client.chat.completions.create(model="any", messages=ASK, tools=[WEATHER], tool_choice="auto", seed=seed)
+    reply = client.chat.completions.create(model=MODEL, messages=ASK, tools=[WEATHER], tool_choice="auto", seed=seed)
     message = reply.choices[0].message
     if message.tool_calls:
         assert json.loads(message.tool_calls[0].function.arguments)["city"] is not None
@@ -118,22 +127,28 @@ def test_auto_gives_either_valid_calls_or_text(client, seed):
         assert isinstance(message.content, str) and reply.choices[0].finish_reason == "stop"
 
 
+@pytest.mark.parametrize("seed", [-1, -(2**63), 2**63 - 1])
+def test_any_int64_seed_reaches_the_engine(client, seed):
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=4, seed=seed)
+    assert reply.usage.completion_tokens <= 4
+
+
 def test_tool_choice_none_never_calls(client):
-    reply = client.chat.completions.create(model="any", messages=ASK, tools=[WEATHER], tool_choice="none", max_tokens=8)
+    reply = client.chat.completions.create(model=MODEL, messages=ASK, tools=[WEATHER], tool_choice="none", max_tokens=8)
     assert reply.choices[0].message.tool_calls is None
 
 
 def test_parallel_tool_calls_false_gives_one_call(client):
     for seed in range(5):
-        reply = client.chat.completions.create(model="any", messages=ASK, tools=[WEATHER], tool_choice="required", parallel_tool_calls=False, seed=seed)
+        reply = client.chat.completions.create(model=MODEL, messages=ASK, tools=[WEATHER], tool_choice="required", parallel_tool_calls=False, seed=seed)
         assert len(reply.choices[0].message.tool_calls) == 1
 
 
 def test_a_tool_result_conversation_continues(client):
-    first = client.chat.completions.create(model="any", messages=ASK, tools=[WEATHER], tool_choice="required", seed=3)
+    first = client.chat.completions.create(model=MODEL, messages=ASK, tools=[WEATHER], tool_choice="required", seed=3)
     call = first.choices[0].message.tool_calls[0]
     messages = [*ASK, first.choices[0].message.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": call.id, "content": "18°C, sunny"}]
-    second = client.chat.completions.create(model="any", messages=messages, tools=[WEATHER], max_tokens=32, seed=3)
+    second = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER], max_tokens=32, seed=3)
     assert second.choices[0].finish_reason in ("stop", "tool_calls", "length")
 
 
@@ -141,20 +156,20 @@ def test_a_tool_result_conversation_continues(client):
 def test_json_schema_response_format_is_enforced(client, seed):
     schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12}, "age": {"type": "integer"}},
               "required": ["name", "age"], "additionalProperties": False}
-    reply = client.chat.completions.create(model="any", messages=[{"role": "user", "content": "A person"}], seed=seed,
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "A person"}], seed=seed,
                                            response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}})
     person = json.loads(reply.choices[0].message.content)
     assert set(person) == {"name", "age"} and isinstance(person["age"], int) and len(person["name"]) <= 12
 
 
 def test_json_object_response_format(client):
-    reply = client.chat.completions.create(model="any", messages=[{"role": "user", "content": "JSON please"}], response_format={"type": "json_object"}, seed=2, max_tokens=200)
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "JSON please"}], response_format={"type": "json_object"}, seed=2, max_tokens=200)
     if reply.choices[0].finish_reason == "stop":
         assert isinstance(json.loads(reply.choices[0].message.content), dict)
 
 
 def test_streaming_sends_tool_call_deltas_in_the_openai_shape(client):
-    stream = client.chat.completions.create(model="any", messages=ASK, tools=[WEATHER], tool_choice="required", stream=True,
+    stream = client.chat.completions.create(model=MODEL, messages=ASK, tools=[WEATHER], tool_choice="required", stream=True,
                                             seed=4, stream_options={"include_usage": True})
     names, arguments, finish, usage = {}, {}, None, None
     for chunk in stream:
@@ -173,7 +188,7 @@ def test_streaming_sends_tool_call_deltas_in_the_openai_shape(client):
 
 def test_streaming_plain_text(client):
     pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
-        model="any", messages=[{"role": "user", "content": "Hi"}], max_tokens=12, stream=True, seed=5) if c.choices]
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=12, stream=True, seed=5) if c.choices]
     assert "".join(pieces)
 
 
@@ -206,6 +221,9 @@ BAD_REQUESTS = [
     pytest.param({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}, 400, "only text and image_url", id="audio-part"),
     pytest.param({"messages": [{"role": "user", "content": "word " * 5000}]}, 400, "context window", id="context-too-long"),
     pytest.param({"messages": ASK, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"type": "string", "pattern": "(?<=x)a"}}}}}}, 400, "schema", id="uncompilable-schema"),
+    pytest.param({"messages": ASK, "seed": 10**29}, 400, "`seed`", id="seed-over-64-bits"),
+    pytest.param({"messages": ASK, "stream": True, "stream_options": "yes"}, 400, "stream_options", id="stream-options-not-an-object"),
+    pytest.param({"messages": ASK, "model": "gpt-4o"}, 404, "does not exist", id="unknown-model"),
 ]
 
 
@@ -271,7 +289,7 @@ def test_remote_backend_runs_a_whole_agent_over_http_on_the_embedded_model():
 
     served = Server()
     try:
-        backend = RemoteBackend(f"{served.url}/v1", model="SmolLM2")
+        backend = RemoteBackend(f"{served.url}/v1", model="SmolLM2-135M-Instruct")
         result = Agent(backend, tools=[calculator], examples=CALCULATOR_EXAMPLES, max_steps=4).run("What is 17 * 23?")
     finally:
         served.stop()

@@ -244,7 +244,7 @@ def test_a_served_vision_model_answers_images_over_http(vlm, tmp_path):
                 pass
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.2)
-        backend = RemoteBackend(f"http://127.0.0.1:{port}/v1", model="tiny-llava", supports_images=True, max_retries=0)
+        backend = RemoteBackend(f"http://127.0.0.1:{port}/v1", model="default", supports_images=True, max_retries=0)
         agent = Agent(backend, tools=[calculator], max_steps=2, limits=StepLimits(string_chars=20, answer_chars=30))
         try:
             run = agent.run("What is in the picture?", images=[png("purple")])

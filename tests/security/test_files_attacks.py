@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import threading
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
 
+from agentkit import ToolCall
 from agentkit.tools.files import FileToolError, _Workspace, file_tools
 
 SECRET = "TOP SECRET: the launch codes"
@@ -275,3 +278,139 @@ def test_racing_folder_swaps_never_reach_outside(sandbox, tmp_path):
         swapper.join()
     assert calls > 50
     assert snapshot_outside(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("../workspace", "is the workspace root itself"),
+        ("sub/../../workspace", "is the workspace root itself"),
+        ("./../workspace", "is the workspace root itself"),
+        ("../../workspace", "outside the workspace"),  # a look-alike two levels up is another folder
+        ("../workspace/", "names a folder"),
+        ("sub/..", "names a folder"),
+    ],
+)
+def test_writing_to_the_workspace_root_itself_is_refused_clearly(sandbox, tmp_path, path, message):
+    tools, root, _ = sandbox
+    before = snapshot_outside(tmp_path)
+    with pytest.raises(FileToolError, match=message):
+        tools["write_file"](path=path, content="x")  # once an IndexError
+    assert root.is_dir() and (root / "readme.txt").read_text() == "hello\n"
+    assert snapshot_outside(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "é" * 127 + "x",  # 2-byte characters
+        "日" * 85,  # 3-byte characters
+        "😀" * 63 + "abc",  # 4-byte characters
+        "a" * 255,
+    ],
+    ids=["latin", "cjk", "emoji", "ascii"],
+)
+def test_a_255_byte_name_can_be_written_and_replaced(sandbox, name):
+    tools, root, _ = sandbox
+    assert len(name.encode()) == 255
+    assert tools["write_file"](path=f"sub/{name}", content="one").startswith("Created")
+    assert tools["write_file"](path=f"sub/{name}", content="two").startswith("Replaced")
+    assert tools["read_file"](path=f"sub/{name}") == "two"
+    assert os.listdir(root / "sub") == [name]  # no temporary file left beside it
+
+
+def test_a_name_too_long_for_the_file_system_is_refused_clearly(sandbox):
+    tools, root, _ = sandbox
+    with pytest.raises(FileToolError, match="longer than the file system allows.*shorter name"):
+        tools["write_file"](path="é" * 128 + ".txt", content="x")  # 260 bytes
+    assert os.listdir(root / "sub") == []
+
+
+@pytest.mark.parametrize("special", [stat.S_ISUID, stat.S_ISGID, stat.S_ISUID | stat.S_ISGID, stat.S_ISVTX])
+def test_overwriting_a_setuid_file_drops_the_special_bits(sandbox, special):
+    tools, root, _ = sandbox
+    program = root / "tool.sh"
+    program.write_text("#!/bin/sh\necho safe\n")
+    os.chmod(program, 0o755 | special)
+    if stat.S_IMODE(program.stat().st_mode) & special != special:
+        pytest.skip("this file system or user cannot set that bit")
+    tools["write_file"](path="tool.sh", content="#!/bin/sh\necho planted\n")
+    mode = stat.S_IMODE(program.stat().st_mode)
+    assert mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX) == 0, oct(mode)
+    assert mode & 0o700 == 0o700  # the ordinary permission bits are kept
+    assert program.read_text().endswith("planted\n")
+
+
+NFC, NFD = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+
+
+@pytest.mark.parametrize(("first", "second"), [(NFC, NFD), (NFD, NFC)], ids=["nfc-then-nfd", "nfd-then-nfc"])
+def test_names_differing_only_in_normalisation_are_one_file(sandbox, first, second):
+    tools, root, _ = sandbox
+    assert tools["write_file"](path=f"sub/{first}.txt", content="one").startswith("Created")
+    assert tools["write_file"](path=f"sub/{second}.txt", content="two").startswith("Replaced")
+    assert os.listdir(root / "sub") == [f"{NFC}.txt"]  # created in NFC, whichever spelling came first
+    assert (root / "sub" / f"{NFC}.txt").read_text() == "two"
+
+
+def test_folders_differing_only_in_normalisation_are_one_folder(sandbox):
+    tools, root, _ = sandbox
+    tools["write_file"](path=f"{NFD}/a.txt", content="a")
+    tools["write_file"](path=f"{NFC}/b.txt", content="b")
+    assert sorted(os.listdir(root)) == sorted(["readme.txt", "sub", NFC])
+    assert sorted(os.listdir(root / NFC)) == ["a.txt", "b.txt"]
+
+
+def test_a_look_alike_made_outside_the_tools_is_replaced_not_doubled(sandbox):
+    tools, root, _ = sandbox
+    (root / "sub" / f"{NFD}.txt").write_text("old")  # e.g. copied from a Mac
+    assert tools["write_file"](path=f"sub/{NFC}.txt", content="new").startswith("Replaced")
+    assert os.listdir(root / "sub") == [f"{NFD}.txt"] and (root / "sub" / f"{NFD}.txt").read_text() == "new"
+
+
+def test_several_existing_look_alikes_are_refused_as_ambiguous(sandbox):
+    tools, root, _ = sandbox
+    composed, decomposed = unicodedata.normalize("NFC", "ḗ"), unicodedata.normalize("NFD", "ḗ")
+    third = "\u0113\u0301"  # e-macron + acute: a third spelling of the same NFC name
+    assert len({composed, decomposed, third}) == 3 and unicodedata.normalize("NFC", third) == composed
+    (root / "sub" / composed).write_text("1")
+    (root / "sub" / decomposed).write_text("2")
+    with pytest.raises(FileToolError, match="differ only in Unicode normalisation.*rename"):
+        tools["write_file"](path=f"sub/{third}", content="3")
+    assert sorted(p.read_text() for p in (root / "sub").iterdir()) == ["1", "2"]
+
+
+def docs_approver(tmp_path, monkeypatch):
+    """The approver example of docs/tools.md, run as written in `tmp_path`, and its tool."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "tools.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "requires_approval=True" in b)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "docs/tools.md approver example", "exec"), namespace)
+    return namespace["approve"], namespace["delete_file"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "tmp/../../etc/passwd",
+        "tmp/../secrets.txt",
+        "/etc/passwd",
+        "/tmp/x",
+        "tmp/./../../../etc/shadow",
+        "tmp/out/passwd",  # tmp/out is a link to /etc
+        "tmpfoo/x",
+        "tmp",
+    ],
+)
+def test_the_documented_approver_refuses_paths_leaving_tmp(tmp_path, monkeypatch, path):
+    approve, delete_file = docs_approver(tmp_path, monkeypatch)
+    (tmp_path / "workspace" / "tmp").mkdir(parents=True)
+    (tmp_path / "workspace" / "tmp" / "out").symlink_to("/etc", target_is_directory=True)
+    assert approve(ToolCall(id="1", name="delete_file", arguments={"path": path}), delete_file) is False
+
+
+@pytest.mark.parametrize("path", ["tmp/report.txt", "tmp/a/../b.txt", "./tmp/old/log.txt"])
+def test_the_documented_approver_allows_paths_inside_tmp(tmp_path, monkeypatch, path):
+    approve, delete_file = docs_approver(tmp_path, monkeypatch)
+    assert approve(ToolCall(id="1", name="delete_file", arguments={"path": path}), delete_file) is True

@@ -10,16 +10,18 @@ each attack test fails if its check goes away.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from agentkit import ToolCall, ToolRegistry
+from agentkit import ToolCall, ToolRegistry, tool
 from agentkit.tools.http import HttpRefusedError, HttpToolError, http_tools
 
 LOOPBACK = ["127.0.0.1/32"]
@@ -286,3 +288,107 @@ def test_refusal_through_the_registry_is_an_error_observation(target, connects):
     observation = registry.run(ToolCall(id="1", name="http_get", arguments={"url": f"http://127.0.0.1:{target.port}/"}))
     assert observation.is_error and "127.0.0.1 is loopback" in observation.content
     assert target.requests == [] and connects == []
+
+
+# -- a server that never finishes its headers (slowloris, from the server's side) ----------------
+
+
+class _Trickler:
+    """A raw-socket HTTP server that answers with a status line, then one header line every `interval`
+    seconds and never the blank line that ends the headers. Every read the client makes succeeds well
+    within any read timeout; only a deadline for the whole call can stop it. `hangups` records when each
+    client closed its connection (the server notices at its next line)."""
+
+    def __init__(self, interval: float, lines: int = 60) -> None:
+        self.interval, self.lines = interval, lines
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self.stop, self.hangups, self.requests = threading.Event(), [], 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(2)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            self.requests += 1
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            conn.settimeout(self.interval)
+            for number in range(self.lines):
+                try:
+                    if conn.recv(1) == b"":  # the client closed its side
+                        break
+                except (TimeoutError, socket.timeout):
+                    pass  # still connected: send the next line
+                except OSError:
+                    break
+                if self.stop.is_set():
+                    return
+                try:
+                    conn.sendall(f"X-Trickle-{number}: {'a' * 20}\r\n".encode())
+                except OSError:
+                    break
+            self.hangups.append(time.monotonic())
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def trickler():
+    srv = _Trickler(interval=0.1)
+    yield srv
+    srv.close()
+
+
+@pytest.mark.parametrize("injected", [False, True], ids=["built-in-client", "injected-client"])
+def test_trickled_headers_end_at_the_deadline_and_the_connection_is_closed(trickler, injected):
+    client = httpx.Client(trust_env=False) if injected else None
+    get = http_tools(allowed_hosts=["127.0.0.1"], allow_private=LOOPBACK, timeout_seconds=0.5, client=client)[0]
+    started = time.monotonic()
+    with pytest.raises(HttpToolError, match=r"did not answer within 0\.5 s \(timeout_seconds\)"):
+        get(url=trickler.url())
+    assert time.monotonic() - started < 0.9, "the trickle kept the call alive past its deadline"
+    waited = time.monotonic() + 1
+    while not trickler.hangups and time.monotonic() < waited:
+        time.sleep(0.02)
+    assert trickler.hangups and trickler.hangups[0] - started < 1.0, "the connection stayed open after the call"
+
+
+def test_ten_trickled_calls_leave_no_thread_behind_and_do_not_delay_other_tools(trickler):
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    [get] = http_tools(allowed_hosts=["127.0.0.1"], allow_private=LOOPBACK, timeout_seconds=0.4)
+    registry = ToolRegistry([get, add])
+    calls = [ToolCall(id=str(i), name="http_get", arguments={"url": trickler.url(f"/{i}")}) for i in range(10)]
+    calls.append(ToolCall(id="add", name="add", arguments={"a": 1, "b": 2}))
+    started = time.monotonic()
+    observations = asyncio.run(registry.arun_all(calls))
+    assert time.monotonic() - started < 1.5
+    assert all(o.error_type == "exception" and "did not answer within 0.4 s" in o.content for o in observations[:10])
+    assert observations[10].content == "3" and observations[10].duration_seconds < 0.2
+    assert trickler.requests == 10
+    # The requests really ended: no worker thread is still reading a trickle, so nothing piles up.
+    waited = time.monotonic() + 1
+    while any(t.name == "agentkit-tool-http_get" for t in threading.enumerate()) and time.monotonic() < waited:
+        time.sleep(0.02)
+    assert not any(t.name == "agentkit-tool-http_get" for t in threading.enumerate())
+    again = registry.run(ToolCall(id="x", name="add", arguments={"a": 2, "b": 2}))
+    assert again.content == "4" and again.duration_seconds < 0.2

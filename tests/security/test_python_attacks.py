@@ -2,8 +2,10 @@
 
 The "outside" directory lives in the shared temp folder and is world-writable (0o777, no sticky bit),
 and so is its sentinel file (0o666): for the dropped user the OS alone would allow the writes and
-deletions below (`test_control_...` proves it when run as root), so it is the audit layer that stops
-them. Each attack either makes the run fail or prints a BLOCKED line the test looks for.
+deletions below (`test_control_...` proves it when run as root). Where the kernel permits a mount
+namespace the filesystem outside the run's directory is read-only too; the file attacks run both
+that way ("sealed") and as on a kernel that refuses namespaces ("unsealed"), where the audit layer
+alone must stop them. Each attack either makes the run fail or prints a BLOCKED line the test looks for.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from agentkit.tools.python import MB, SANDBOX_GID, SANDBOX_UID, PythonRunError, python_tool
+import agentkit.tools.python as python_module
+from agentkit.tools.python import MB, SANDBOX_UIDS, PythonRunError, python_tool
 
 ROOT = os.geteuid() == 0
 SECRET = "agentkit-secret-value-7f3a9c"
@@ -62,6 +66,24 @@ def descendants_left() -> list[int]:
             else:
                 left.append(int(entry))
     return left
+
+
+def sealed() -> bool:
+    """Whether runs here get a read-only filesystem outside their directory (a mount namespace)."""
+    return run("import os\nprint(os.statvfs('/').f_flag & os.ST_RDONLY)")[1] == "1\n"
+
+
+SEALED = sealed()
+needs_sealing = pytest.mark.skipif(not SEALED, reason="the kernel refuses this caller a mount namespace")
+
+
+@pytest.fixture(params=["sealed", "unsealed"])
+def isolation(request, monkeypatch):
+    """Run each file attack with the read-only mounts (where the kernel permits) and without them."""
+    if request.param == "sealed" and not SEALED:
+        pytest.skip("the kernel refuses this caller a mount namespace")
+    monkeypatch.setattr(python_module, "_NAMESPACES", request.param == "sealed")
+    return request.param
 
 
 @pytest.fixture
@@ -128,7 +150,8 @@ ATTACKS = [
     pytest.param("import subprocess\nsubprocess.run(['touch', '{out}/evil.txt'])", "(subprocess.Popen)", id="subprocess"),
     pytest.param("import os\nos.execv('/bin/sh', ['sh', '-c', 'touch {out}/evil.txt'])", "(os.exec)", id="os-exec"),
     pytest.param("import os\nos.posix_spawn('/usr/bin/touch', ['touch', '{out}/evil.txt'], {{}})", "(os.posix_spawn)", id="posix-spawn"),
-    pytest.param("import multiprocessing\nmultiprocessing.Pool(2)", "not allowed in the sandbox", id="multiprocessing"),
+    pytest.param("import multiprocessing\nmultiprocessing.Pool(2)", ("not allowed in the sandbox", "Read-only file system"),
+                 id="multiprocessing"),
     pytest.param("import ctypes\nctypes.CDLL(None).system(b'touch {out}/evil.txt')", "importing ctypes is not allowed", id="ctypes"),
     pytest.param("import _ctypes\n_ctypes.dlopen(None, 2)", "importing _ctypes is not allowed", id="ctypes-private-dlopen"),
     pytest.param("import _posixsubprocess", "importing _posixsubprocess is not allowed", id="unaudited-fork-exec"),
@@ -146,15 +169,47 @@ ATTACKS = [
         "importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader))\nprint('LOADED')",
         "loading native code from", id="native-extension-from-sandbox",
     ),
+    # C-level writers with no "open" audit event: the read-only mounts stop them, else the hook refuses them
+    pytest.param("import sqlite3\nsqlite3.connect('{out}/evil.txt').execute('create table t (x)')",
+                 ("may only write inside", "importing _sqlite3 is not allowed"), id="sqlite-connect-outside"),
+    pytest.param("import sqlite3\nsqlite3.connect('file:{out}/evil.txt?mode=rwc', uri=True).execute('create table t (x)')",
+                 ("may only write inside", "importing _sqlite3 is not allowed"), id="sqlite-uri-outside"),
+    pytest.param("import sqlite3\nsqlite3.connect(':memory:').execute(\"attach '{out}/evil.txt' as e\").execute('create table e.t (x)')",
+                 ("unable to open database", "importing _sqlite3 is not allowed"), id="sqlite-attach-outside"),
+    pytest.param("import sqlite3\ndb = sqlite3.connect(':memory:')\ndb.execute('create table t (x)')\ndb.execute(\"vacuum into '{out}/evil.txt'\")",
+                 ("unable to open database", "importing _sqlite3 is not allowed"), id="sqlite-vacuum-into-outside"),
+    pytest.param("import sqlite3\nsqlite3.connect(':memory:').enable_load_extension(True)",
+                 ("sqlite3.enable_load_extension is not allowed", "importing _sqlite3 is not allowed"), id="sqlite-native-extension"),
+    pytest.param("import dbm.ndbm\ndbm.ndbm.open('{out}/evil', 'c')",
+                 ("Read-only file system", "importing _dbm is not allowed", "No module named '_dbm'"), id="ndbm-outside"),
+    pytest.param("import dbm.gnu\ndbm.gnu.open('{out}/evil.txt', 'c')",
+                 ("Read-only file system", "importing _gdbm is not allowed", "importing _dbm is not allowed", "No module named '_gdbm'"),
+                 id="gdbm-outside"),
+    pytest.param("import os\nos.mkfifo('{out}/evil.txt')", ("Read-only file system", "no attribute 'mkfifo'"), id="mkfifo-outside"),
+    pytest.param("import os\nos.mknod('{out}/evil.txt')", ("Read-only file system", "no attribute 'mknod'"), id="mknod-outside"),
+    pytest.param("import os\n[f for f in os.supports_dir_fd if f.__name__ == 'mkfifo'][0]('{out}/evil.txt')",
+                 ("Read-only file system", "list index out of range"), id="mkfifo-from-supports-dir-fd"),
+    pytest.param("import readline\nreadline.write_history_file('{out}/evil.txt')",
+                 ("Read-only file system", "importing readline is not allowed"), id="readline-history-outside"),
+    pytest.param("import socket\nsocket.socket(socket.AF_UNIX).bind('{out}/evil.txt')", "may only write inside", id="unix-socket-outside"),
+    pytest.param("import _tkinter", "importing _tkinter is not allowed", id="tcl-interpreter"),
+    pytest.param("import syslog\nsyslog.syslog('leak')", "network access is disabled in the sandbox (syslog.", id="syslog"),
+    # unaudited functions taken away, and not brought back by re-importing or rebuilding their module
+    pytest.param("import os, signal\nsignal.pidfd_send_signal(os.pidfd_open(os.getppid()), signal.SIGKILL)",
+                 "has no attribute 'pidfd_", id="pidfd-kill-parent"),
+    pytest.param("import sys\ndel sys.modules['posix']\nimport posix\nposix.pidfd_open(1)", "importing posix is not allowed", id="reimport-posix"),
+    pytest.param("import sys\ndel sys.modules['_signal']\nimport _signal", "importing _signal is not allowed", id="reimport-signal"),
+    pytest.param("import _imp, importlib.machinery\n_imp.create_builtin(importlib.machinery.ModuleSpec('posix', None)).mkfifo('{out}/evil.txt')",
+                 "posix is not available in the sandbox", id="rebuild-posix"),
     pytest.param("import os, signal\nos.kill(os.getppid(), signal.SIGTERM)", "os.kill on another process is not allowed", id="kill-parent"),
     pytest.param("import os, signal\nos.kill(-1, signal.SIGKILL)", "os.kill on another process is not allowed", id="kill-everything"),
 ]
 
 
 @pytest.mark.parametrize(("code", "expected"), ATTACKS)
-def test_attack_is_stopped_and_the_outside_is_unchanged(code, expected, outside, host_unchanged):
+def test_attack_is_stopped_and_the_outside_is_unchanged(code, expected, isolation, outside, host_unchanged):
     failed, text, seconds = run(code.format(out=outside, sentinel=outside / "sentinel.txt"))
-    assert expected in text, text
+    assert any(e in text for e in ((expected,) if isinstance(expected, str) else expected)), text
     assert failed or "BLOCKED" in text, text
     assert "LOADED" not in text and seconds < 4
     assert not (outside / "evil.txt").exists()
@@ -326,12 +381,120 @@ def test_local_socket_pairs_still_work_for_asyncio():
 def test_control_the_os_alone_would_let_the_sandbox_user_write_outside(outside):
     """Proves the write attacks above are stopped by the audit layer, not by file permissions."""
     subprocess.run(["/bin/sh", "-c", f"echo x > {outside}/control.txt && rm {outside}/sentinel.txt"], check=True,
-                   user=SANDBOX_UID, group=SANDBOX_GID, extra_groups=[], env={"PATH": "/usr/bin:/bin"})
+                   user=SANDBOX_UIDS[0], group=SANDBOX_UIDS[0], extra_groups=[], env={"PATH": "/usr/bin:/bin"})
     assert (outside / "control.txt").exists() and not (outside / "sentinel.txt").exists()
 
 
 @pytest.mark.skipif(not ROOT, reason="the uid drop happens only for a root caller")
-def test_the_code_runs_as_the_unprivileged_user():
+def test_the_code_runs_as_an_unprivileged_user_of_its_own():
     failed, text, _ = run("import os\nprint(os.getuid(), os.getgid(), os.getgroups())")
-    assert not failed and text == f"{SANDBOX_UID} {SANDBOX_GID} []\n"
+    uid, gid, groups = text.split(" ", 2)
+    assert not failed and int(uid) in SANDBOX_UIDS and gid == uid and groups == "[]\n", text
 
+
+
+def test_with_allow_network_a_unix_socket_still_cannot_be_made_outside(outside, host_unchanged):
+    failed, text, _ = run(f"import socket\nsocket.socket(socket.AF_UNIX).bind('{outside}/evil.sock')", allow_network=True)
+    assert failed and "may only write inside" in text and not (outside / "evil.sock").exists(), text
+
+
+@pytest.mark.parametrize("mode", ["sealed", "unsealed"])
+def test_a_named_semaphore_is_not_left_in_the_hosts_shared_memory(mode, monkeypatch, host_unchanged):
+    if mode == "sealed" and not SEALED:
+        pytest.skip("the kernel refuses this caller a mount namespace")
+    monkeypatch.setattr(python_module, "_NAMESPACES", mode == "sealed")
+    name = f"agentkit-evil-{uuid.uuid4().hex[:8]}"
+    failed, text, _ = run(f"import _multiprocessing\n_multiprocessing.SemLock(1, 1, 1, '/{name}', False)")
+    assert failed and ("Read-only file system" in text or "importing _multiprocessing is not allowed" in text), text
+    assert not Path(f"/dev/shm/sem.{name}").exists()
+
+
+@needs_sealing
+def test_a_run_leaves_the_hosts_mounts_as_they_were(tmp_path):
+    before = Path("/proc/self/mountinfo").read_text()
+    failed, text, _ = run("import os\nprint(os.statvfs('/').f_flag & os.ST_RDONLY, os.statvfs('.').f_flag & os.ST_RDONLY)")
+    assert not failed and text == "1 0\n"  # inside: all read-only but its own directory
+    assert Path("/proc/self/mountinfo").read_text() == before
+    (tmp_path / "still-writable.txt").write_text("yes")
+
+
+# Two runs at once: one (the victim) keeps a secret in its directory and sleeps; the other attacks it.
+VICTIM = """
+import os, time
+open("secret.txt", "w").write({secret!r})
+time.sleep(2.5)  # {marker}
+print(sorted(os.listdir()), open("secret.txt").read())
+"""
+ATTACKER = """
+import os, signal
+box, pid = {box!r}, {pid}
+
+def attempt(label, action):
+    try:
+        result = action()
+    except Exception as exc:
+        print("BLOCKED", label, type(exc).__name__, exc)
+    else:
+        print("REACHED", label, repr(result)[:100])
+
+attempt("read-code", lambda: open(box + "/main.py").read())
+attempt("read-file", lambda: open(box + "/secret.txt").read())
+attempt("list", lambda: os.listdir(box))
+attempt("plant", lambda: open(box + "/planted.txt", "w").write("x"))
+attempt("plant-with-os-open", lambda: os.open(box + "/planted.txt", os.O_WRONLY | os.O_CREAT))
+attempt("proc-cwd", lambda: open(f"/proc/{{pid}}/cwd/secret.txt").read())
+attempt("proc-mem", lambda: open(f"/proc/{{pid}}/mem", "rb").read(1))
+attempt("proc-environ", lambda: open(f"/proc/{{pid}}/environ", "rb").read())
+attempt("pidfd", lambda: signal.pidfd_send_signal(os.pidfd_open(pid), signal.SIGKILL))
+attempt("kill", lambda: os.kill(pid, signal.SIGKILL))
+"""
+
+
+@pytest.fixture
+def victim():
+    """A run in progress with a secret in its directory: (its directory, its pid, its result when done)."""
+    marker = uuid.uuid4().hex
+    outcome: list[tuple[bool, str, float]] = []
+    thread = threading.Thread(target=lambda: outcome.append(run(VICTIM.format(secret=SECRET, marker=marker))))
+    thread.start()
+    box, pid, deadline = None, None, time.monotonic() + 3
+    while (box is None or pid is None) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        for folder in Path(tempfile.gettempdir()).glob("agentkit-python-*"):
+            if (folder / "secret.txt").exists() and marker in (folder / "main.py").read_text():
+                box = str(folder)
+        for entry in filter(str.isdigit, os.listdir("/proc")) if box else ():
+            try:
+                if f'"dir": "{box}"'.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    pid = int(entry)
+            except OSError:
+                continue
+    assert box and pid, "the victim run did not start"
+
+    def result() -> tuple[bool, str, float]:
+        thread.join()
+        return outcome[0]
+
+    yield box, pid, result
+    thread.join()
+
+
+def test_concurrent_runs_cannot_read_plant_in_or_kill_each_other(isolation, victim, host_unchanged):
+    box, pid, result = victim
+    _, attack, _ = run(ATTACKER.format(box=box, pid=pid))
+    assert "REACHED" not in attack and attack.count("BLOCKED") == 10, attack
+    failed, text, _ = result()
+    assert not failed and text == f"['main.py', 'secret.txt'] {SECRET}\n", text  # not killed, nothing planted
+
+
+@pytest.mark.skipif(not ROOT, reason="only a root caller gives each run a uid of its own")
+def test_control_another_runs_uid_alone_stops_a_process_without_audit_hooks(victim):
+    """The OS layer by itself: a shell as another pool uid, with no audit hook, gets nowhere either."""
+    box, pid, result = victim
+    for command in (f"cat {box}/main.py", f"ls {box}", f"touch {box}/planted.txt", f"kill -9 {pid}",
+                    f"cat /proc/{pid}/environ"):
+        attack = subprocess.run(["/bin/sh", "-c", command], user=SANDBOX_UIDS[-1], group=SANDBOX_UIDS[-1],
+                                extra_groups=[], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+        assert attack.returncode != 0 and SECRET not in attack.stdout, (command, attack.stdout)
+    failed, text, _ = result()
+    assert not failed and text == f"['main.py', 'secret.txt'] {SECRET}\n", text

@@ -5,13 +5,17 @@ keeps every byte, and no new file appears beside it (no ATTACH or VACUUM INTO ta
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
 
-from agentkit.tools.sql import SQLToolError, sql_tool
+from agentkit.tools.sql import DEFAULT_MAX_RESULT_BYTES, SQLToolError, sql_tool
 
 TIMEOUT_SECONDS = 0.5
 
@@ -108,3 +112,91 @@ def test_missing_database_is_never_created(tmp_path):
         with pytest.raises(SQLToolError, match="does not exist"):
             sql_tool(tmp_path / "new.db")(query=query)
     assert os.listdir(tmp_path) == []
+
+
+# Memory: each query runs in a fresh Python process, so an earlier test's peak cannot hide its own; the
+# bound is a few times the 32 MiB result budget, where the unbounded tool grew by gigabytes.
+MEMORY_BOUND_BYTES = 5 * DEFAULT_MAX_RESULT_BYTES
+CALL_IN_A_FRESH_PROCESS = """
+import json, resource, sys
+from agentkit.tools.sql import SQLToolError, sql_tool
+query = sql_tool(sys.argv[1], timeout_seconds=float(sys.argv[3]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = __import__("time").perf_counter()
+try:
+    observation = query(query=sys.argv[2])
+except SQLToolError as exc:
+    observation = "error: " + str(exc)
+seconds = __import__("time").perf_counter() - started
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024  # ru_maxrss is in KiB on Linux
+print(json.dumps({"observation": observation, "grown": grown, "seconds": seconds}))
+"""
+
+
+def call_measured(database, query, timeout_seconds=5.0):
+    """The observation, the growth of the peak memory (bytes) and the seconds of one call in a fresh process."""
+    finished = subprocess.run(
+        [sys.executable, "-c", CALL_IN_A_FRESH_PROCESS, str(database), query, str(timeout_seconds)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    return json.loads(finished.stdout)
+
+
+COUNT_TO_1100 = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 1100) "
+CUT = r"^\(\d+ rows? shown, then cut: the result reached its byte budget of 32 MiB"
+TOO_BIG = "would exceed .* bytes, the limit per value"
+MEMORY_ATTACKS = [
+    ("issue-1100-rows-of-10MB-blobs", COUNT_TO_1100 + "SELECT zeroblob(10000000) FROM c", CUT),
+    ("many-rows-of-1MB-text", COUNT_TO_1100 + "SELECT printf('%.*c', 1000000, 'x') FROM c", CUT),
+    ("many-rows-of-2MB-random-blobs", COUNT_TO_1100 + "SELECT x, randomblob(2000000) FROM c", CUT),
+    ("wide-text-values-in-many-columns", COUNT_TO_1100 + "SELECT " + ", ".join(["printf('%.*c', 500000, 'y')"] * 20) + " FROM c", CUT),
+    ("forty-10MB-columns-in-one-row", "SELECT " + ", ".join(["zeroblob(10000000)"] * 40), TOO_BIG),
+    ("group-concat-built-string", COUNT_TO_1100 + "SELECT group_concat(printf('%.*c', 100000, 'z')) FROM c", TOO_BIG),
+    ("printf-built-string", "SELECT printf('%.*c', 9000000, 'x') || printf('%.*c', 9000000, 'x')", TOO_BIG),
+    ("recursive-cte-doubling-values", "WITH RECURSIVE d(n, v) AS (SELECT 1, 'x' UNION ALL SELECT n + 1, v || v FROM d LIMIT 40) SELECT n, v FROM d", TOO_BIG),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), [a[1:] for a in MEMORY_ATTACKS], ids=[a[0] for a in MEMORY_ATTACKS])
+def test_huge_result_is_cut_within_the_byte_budget(database, query, expected):
+    before = fingerprint(database.parent)
+    measured = call_measured(database, query)
+    observation = measured["observation"]
+    if expected == TOO_BIG:
+        assert observation.startswith("error: ") and "select fewer columns" in observation
+        assert re.search(expected, observation), observation
+    else:
+        assert re.match(expected, observation), observation[:300]
+        assert "add a LIMIT or a WHERE clause" in observation.splitlines()[0]
+    assert measured["grown"] < MEMORY_BOUND_BYTES, f"the process grew by {measured['grown'] >> 20} MiB"
+    assert fingerprint(database.parent) == before
+
+
+def test_many_rows_of_large_stored_blobs_are_cut(database):
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, image BLOB)")
+        db.executemany("INSERT INTO photos (image) VALUES (randomblob(?))", [(4_000_000,)] * 30)  # 120 MB
+    db.close()
+    measured = call_measured(database, "SELECT id, image FROM photos")
+    lines = measured["observation"].splitlines()
+    assert re.match(CUT, lines[0]) and lines[3] == "1 | <blob, 4000000 bytes>"
+    assert len(lines) - 3 == DEFAULT_MAX_RESULT_BYTES // 4_000_000 + 1  # up to the row that reached the budget
+    assert measured["grown"] < MEMORY_BOUND_BYTES, f"the process grew by {measured['grown'] >> 20} MiB"
+
+
+def test_counting_big_rows_stops_at_the_byte_budget(database):
+    big_after_the_shown_rows = COUNT_TO_1100 + "SELECT CASE WHEN x <= 100 THEN x ELSE zeroblob(5000000) END AS v FROM c"
+    measured = call_measured(database, big_after_the_shown_rows)
+    first = measured["observation"].splitlines()[0]
+    assert re.match(r"\(100 rows shown, at least \d+ more omitted: the limit is 100; counting stopped at the result byte budget of 32 MiB", first)
+    assert measured["grown"] < MEMORY_BOUND_BYTES, f"the process grew by {measured['grown'] >> 20} MiB"
+
+
+def test_counting_millions_of_tiny_rows_stops_at_the_time_limit(database):
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c"
+    measured = call_measured(database, endless, timeout_seconds=1.0)
+    first = measured["observation"].splitlines()[0]
+    counted = int(re.match(r"\(100 rows shown, at least (\d+) more omitted", first).group(1))
+    assert counted > 100_000 and first.endswith("counting stopped at the time limit; add a LIMIT or a WHERE clause)")
+    assert measured["seconds"] < 1.0 + 1.5
+    assert measured["grown"] < 32 * 1024 * 1024, f"the process grew by {measured['grown'] >> 20} MiB"

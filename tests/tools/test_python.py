@@ -48,15 +48,34 @@ def test_a_silent_run_says_so(run_python):
 
 def test_the_standard_library_works(run_python):
     code = """
-import asyncio, decimal, json, sqlite3, tempfile, threading, pathlib
-db = sqlite3.connect(":memory:"); db.execute("create table t (x)"); db.execute("insert into t values (2)")
+import asyncio, decimal, json, tempfile, threading, pathlib, xml.etree.ElementTree as ET
 pathlib.Path("data.json").write_text(json.dumps({"x": str(decimal.Decimal("0.1") * 3)}))
 with tempfile.TemporaryDirectory() as scratch:
     pass
 worker = threading.Thread(target=print, args=("thread",)); worker.start(); worker.join()
-print(asyncio.run(asyncio.sleep(0, "async")), db.execute("select x from t").fetchone()[0], open("data.json").read())
+print(asyncio.run(asyncio.sleep(0, "async")), ET.fromstring("<n>2</n>").text, open("data.json").read())
 """
     assert run_python(code=code) == 'thread\nasync 2 {"x": "0.3"}\n'
+
+
+def test_sqlite_works_in_memory_and_in_the_working_directory(run_python):
+    sealed = run_python(code="import os\nprint(os.statvfs('/').f_flag & os.ST_RDONLY)") == "1\n"
+    if not sealed:
+        pytest.skip("without a mount namespace (refused by this kernel) sqlite3 is refused: it writes files unaudited")
+    code = """
+import sqlite3
+for name in (":memory:", "data.db"):
+    db = sqlite3.connect(name); db.execute("create table t (x)"); db.execute("insert into t values (2)"); db.commit()
+    print(name, db.execute("select x from t").fetchone()[0])
+"""
+    assert run_python(code=code) == ":memory: 2\ndata.db 2\n"
+
+
+def test_runs_side_by_side_do_not_see_each_others_directories(run_python):
+    code = "import os, time\nopen('mine.txt', 'w').write(os.getcwd())\ntime.sleep(0.5)\nprint(sorted(os.listdir()))"
+    observations = asyncio.run(ToolRegistry([run_python]).arun_all(
+        [ToolCall(id=str(i), name="run_python", arguments={"code": code}) for i in range(2)]))
+    assert [o.content for o in observations] == ["['main.py', 'mine.txt']\n"] * 2
 
 
 def test_an_exception_comes_back_as_a_traceback_of_the_users_code(run_python):

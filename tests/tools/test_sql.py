@@ -105,3 +105,32 @@ def test_refusals_come_back_as_error_observations(database):
     ok = registry.run(ToolCall(id="2", name="sql_query", arguments={"query": "SELECT count(*) FROM fruit"}))
     assert not ok.is_error and ok.content.splitlines()[2] == "3"
 
+
+
+def test_result_byte_budget_cuts_the_table_and_says_so(database):
+    query = sql_tool(database, max_result_bytes=1000)
+    result = query(query="SELECT printf('%.100c', 'x') AS line FROM numbers").splitlines()
+    assert result[0].startswith("(10 rows shown, then cut: the result reached its byte budget of 1000 bytes")
+    assert len(result) == 1 + 2 + 10
+    counted = query(query="SELECT n FROM numbers").splitlines()[0]  # 8 bytes a number: 125 rows fit
+    assert counted == (
+        "(100 rows shown, at least 25 more omitted: the limit is 100; counting stopped at the result byte "
+        "budget of 1000 bytes; add a LIMIT or a WHERE clause)"
+    )
+
+
+def test_big_stored_values_can_be_measured_and_cut(database):
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE docs (title TEXT, body TEXT)")
+        db.execute("INSERT INTO docs VALUES ('manual', printf('%.5000000c', 'm'))")  # 5 MB
+    db.close()
+    query = sql_tool(database)
+    assert query(query="SELECT title, length(body), substr(body, 1, 3) FROM docs").splitlines()[2] == "manual | 5000000 | mmm"
+    with pytest.raises(SQLToolError, match="would exceed 838860 bytes.*select fewer columns"):  # 32 MiB / 40 columns
+        query(query="SELECT " + ", ".join(["title"] * 39) + ", body FROM docs")
+
+
+def test_trailing_semicolon_and_comment_are_accepted(database):
+    query = sql_tool(database)
+    assert query(query="SELECT name FROM fruit WHERE name = 'kiwi'; -- the cheap one") == "name\n---\nkiwi\n(1 row)"
+    assert query(query="SELECT ';' AS s /* ; */;") == "s\n---\n;\n(1 row)"
