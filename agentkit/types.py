@@ -80,7 +80,7 @@ class Observation(BaseModel):
     truncated: bool = False
     duration_seconds: float = 0.0
     images: list[Image] = Field(default_factory=list)  # images the tool returned (see `agentkit.images`)
-    value: Any = Field(default=None, exclude=True)  # the tool's raw return value, for user code
+    value: Any = Field(default=None, exclude=True, repr=False)  # the raw return value, for user code (never printed: it may be hostile)
 
 
 class Step(BaseModel):

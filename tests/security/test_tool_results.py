@@ -256,6 +256,7 @@ def test_deep_nesting_and_huge_numbers_are_cut_with_a_note(is_async):
     assert "<nested more than 64 levels deep: not shown>" in observation.content
     assert '"big": "<an int of about 5001 digits>"' in observation.content
     assert '"(1, 2)": "key"' in observation.content
+    assert "value=" not in repr(observation) and observation.content in str(observation)  # printing it is safe too
 
 
 def test_readable_forms_are_kept():
