@@ -31,8 +31,9 @@ DEFAULT_CONTEXT_TOKENS = 8192  # KV cells per engine unless the caller asks for 
 INITIAL_CELLS = 2048
 DEFAULT_SEQUENCES = 8  # conversation prefixes kept for reuse (cells they share are stored once)
 # Prompt tokens per llama_decode call. llama.cpp's default is 512, but its compute buffers grow with
-# it and on x86 ggml has no tiled GEMM for Q4 weights, so 256 prefills as fast (2 cores: SmolLM2
-# 223 vs 206 tok/s, Qwen 1.5B 98 vs 92) with ~40 MB less memory touched for the 1.5B.
+# it and on x86 ggml has no tiled GEMM for Q4 weights, so 256 prefills as fast (benchmarks/
+# bench_batch_tokens.py, 2 cores: SmolLM2 235 vs 236 tok/s, Qwen 1.5B 128 vs 127) with ~40 MB less
+# memory touched for the 1.5B.
 DEFAULT_BATCH_TOKENS = 256
 # Reply tokens per llama_decode call when scoring: each needs its logits row, and llama.cpp keeps an
 # output buffer as large as the most rows ever asked at once (512 x Qwen's 152K vocabulary = 311 MB).
