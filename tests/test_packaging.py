@@ -62,3 +62,15 @@ def test_wheel_contains_every_module_and_template(tmp_path):
     missing = expected - names
     assert not missing, f"missing from the wheel: {sorted(missing)}"
     assert not any(n.startswith(("engine/", "tools/", "prompts/")) for n in names), "top-level engine/tools/prompts leaked"
+
+
+def test_a_plain_checkout_imports_without_installing():
+    """agentkit/engine, agentkit/tools and agentkit/prompts link to the top-level folders: no install needed."""
+    code = (
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
+        "import agentkit.engine.grammar, agentkit.tools.files, agentkit.prompts\n"
+        "print(agentkit.engine.grammar.__file__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(out).resolve() == ROOT / "engine" / "grammar.py"
