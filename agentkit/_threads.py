@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-def _iterate_in_thread(steps: AsyncIterator[T]) -> Iterator[T]:
-    """Drive an async iterator on its own event loop in a worker thread, one item per request.
+def _iterate_in_thread(steps: AsyncGenerator[T, None]) -> Iterator[T]:
+    """Drive an async generator on its own event loop in a worker thread, one item per request.
 
     Lockstep, so leaving the loop early (`break`) stops the agent instead of letting it run on, and
     the worker's loop is closed without waiting for abandoned (timed-out) tool threads.

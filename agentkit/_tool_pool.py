@@ -25,12 +25,13 @@ import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from agentkit.tool import Tool
 
 DEFAULT_TOOL_THREADS = 8
+T = TypeVar("T")
 
 
 class ToolPoolFull(Exception):
@@ -69,7 +70,7 @@ class ToolPool:
         """How many threads are still running calls that were abandoned at their deadline."""
         return self._abandoned
 
-    async def run(self, fn: Callable[[], Any]) -> Any:
+    async def run(self, fn: Callable[[], T]) -> T | BaseException:
         """Run `fn()` in a thread of this pool and return what it returns.
 
         `fn` should not raise: whatever it raises comes back as the result (so that even a
@@ -79,7 +80,7 @@ class ToolPool:
         """
         await self._acquire()
         loop = asyncio.get_running_loop()
-        result: asyncio.Future[Any] = loop.create_future()
+        result: asyncio.Future[T | BaseException] = loop.create_future()
         job = _Job()
         thread = threading.Thread(target=self._work, args=(fn, loop, result, job), name=f"agentkit-tool-{self.name}", daemon=True)
         try:
@@ -93,10 +94,12 @@ class ToolPool:
             self._abandon(job)
             raise
 
-    def _work(self, fn: Callable[[], Any], loop: asyncio.AbstractEventLoop, result: asyncio.Future[Any], job: _Job) -> None:
+    def _work(
+        self, fn: Callable[[], T], loop: asyncio.AbstractEventLoop, result: asyncio.Future[T | BaseException], job: _Job
+    ) -> None:
         try:
             try:
-                value: Any = fn()
+                value: T | BaseException = fn()
             except BaseException as exc:  # noqa: BLE001 - handed back as a value, see `run`
                 value = exc
             try:
@@ -246,7 +249,9 @@ def _call_sync_tool(found: Tool, kwargs: dict[str, Any], show: Show) -> Shown | 
     return show(found.name, value)
 
 
-async def _await_tool(found: Tool, kwargs: dict[str, Any], pool: ToolPool, show: Show, stopping: asyncio.Event) -> Shown | Failed:
+async def _await_tool(
+    found: Tool, kwargs: dict[str, Any], pool: ToolPool, show: Show, stopping: asyncio.Event
+) -> Shown | Failed | BaseException:  # an exception: what `show` raised (see `ToolPool.run`)
     try:
         value = await found.fn(**kwargs)
     except (KeyboardInterrupt, SystemExit):

@@ -24,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,9 +70,13 @@ def context_policy(value: ContextPolicy | str | None) -> ContextPolicy:
         return ContextPolicy()
     if isinstance(value, ContextPolicy):
         return value
-    if value not in ("error", "drop_oldest", "summarize"):
+    if not _is_strategy(value):
         raise ValueError(f"Unknown context strategy {value!r}: use 'error', 'drop_oldest' or 'summarize', or a ContextPolicy.")
     return ContextPolicy(strategy=value)
+
+
+def _is_strategy(name: str) -> TypeGuard[Strategy]:
+    return name in get_args(Strategy)
 
 
 class ContextKeeper:
@@ -111,7 +115,8 @@ class ContextKeeper:
             return None, Usage()
         if self.policy.strategy == "error":
             raise self._overflow(tokens, "")
-        before, usage, changed = tokens, Usage(), []
+        before, usage = tokens, Usage()
+        changed: list[int] = []
         if self.policy.strategy == "summarize":
             changed, usage = await self._summarize(messages, budget)
             tokens = self.count(messages) or 0

@@ -20,7 +20,7 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 
@@ -30,7 +30,8 @@ from agentkit.types import Message
 
 Mode = Literal["auto", "json_schema", "json_object_schema", "tools"]
 # How a step's schema is sent, most standard first; "auto" moves down the list when a server refuses one.
-STRATEGIES = ("json_schema", "json_object_schema", "tools")
+Strategy = Literal["json_schema", "json_object_schema", "tools"]
+STRATEGIES: tuple[Strategy, ...] = ("json_schema", "json_object_schema", "tools")
 RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504}
 FINAL_ANSWER_FUNCTION = "give_final_answer"  # the answer branch, as a function in the tools API
 
@@ -180,7 +181,7 @@ class RemoteBackend:
                         raise RemoteError(f"{url} is unreachable after {attempt + 1} attempts ({type(exc).__name__}: {exc}). Is the server running?") from None
                 else:
                     if response.status_code < 400:
-                        return response.json()
+                        return cast("dict[str, Any]", response.json())  # an OpenAI-style reply object
                     if response.status_code not in RETRY_STATUSES or attempt >= self.max_retries or _is_validation_500(response):
                         raise _refused(response)
                 attempt += 1
@@ -191,7 +192,7 @@ class RemoteBackend:
         retry_after = response.headers.get("retry-after") if response is not None else None
         if retry_after and retry_after.replace(".", "", 1).isdigit():
             return min(float(retry_after), 60.0)
-        return self.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())  # jitter spreads retries of many agents
+        return self.backoff * (2.0 ** (attempt - 1)) * (0.5 + random.random())  # jitter spreads retries of many agents
 
 
 def _is_validation_500(response: httpx.Response) -> bool:

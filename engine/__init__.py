@@ -25,9 +25,12 @@ def __getattr__(name: str) -> Any:
     if name in ("LocalEngine", "GGUFEngine"):
         try:  # neither module imports torch: the llama.cpp engine never needs it
             if name == "GGUFEngine":
-                from agentkit.engine.gguf_engine import GGUFEngine as engine
-            else:
-                from agentkit.engine.local import LocalEngine as engine
+                from agentkit.engine.gguf_engine import GGUFEngine
+
+                return GGUFEngine
+            from agentkit.engine.local import LocalEngine
+
+            return LocalEngine
         except ImportError as exc:
             from agentkit.errors import ModelLoadError
 
@@ -35,5 +38,4 @@ def __getattr__(name: str) -> Any:
                 f"The local engine needs packages that are not installed ({exc.name}). "
                 "Install them with `pip install 'agentkit[local]'`."
             ) from exc
-        return engine
     raise AttributeError(f"module 'agentkit.engine' has no attribute {name!r}")

@@ -13,7 +13,7 @@ reads the same but tokenises as plain text.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from agentkit.types import Message
 
@@ -38,13 +38,13 @@ def render_prompt(tokenizer: Any, messages: list[Message], tools: list[dict[str,
     template = getattr(tokenizer, "chat_template", None) or CHATML
     extra: dict[str, Any] = {"tools": tools} if tools else {}
     try:
-        return tokenizer.apply_chat_template(dicts, chat_template=template, tokenize=False, add_generation_prompt=True, **extra)
+        return _template_text(tokenizer, dicts, chat_template=template, **extra)
     except Exception:  # noqa: BLE001 - templates raise anything (jinja errors, TemplateError...)
         merged = _merge_roles(dicts)
         try:
-            return tokenizer.apply_chat_template(merged, chat_template=template, tokenize=False, add_generation_prompt=True, **extra)
+            return _template_text(tokenizer, merged, chat_template=template, **extra)
         except Exception:  # noqa: BLE001
-            return tokenizer.apply_chat_template(merged, chat_template=CHATML, tokenize=False, add_generation_prompt=True)
+            return _template_text(tokenizer, merged, chat_template=CHATML)
 
 
 def render_multimodal_prompt(processor: Any, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> str:
@@ -67,7 +67,7 @@ def render_multimodal_prompt(processor: Any, messages: list[Message], tools: lis
             for m in messages
         ]
         try:
-            return processor.apply_chat_template(parts, tokenize=False, add_generation_prompt=True, **extra)
+            return _template_text(processor, parts, **extra)
         except Exception:  # noqa: BLE001 - e.g. a template without a tool role: merge as render_prompt does
             merged: list[dict[str, Any]] = []
             for part in parts:
@@ -76,11 +76,17 @@ def render_multimodal_prompt(processor: Any, messages: list[Message], tools: lis
                     merged[-1] = {"role": role, "content": merged[-1]["content"] + part["content"]}
                 else:
                     merged.append({"role": role, "content": list(part["content"])})
-            return processor.apply_chat_template(merged, tokenize=False, add_generation_prompt=True, **extra)
+            return _template_text(processor, merged, **extra)
     token = getattr(processor, "image_token", None) or "<image>"
     texted = [Message(role=m.role, name=m.name, content=token * len(m.images) + _defang(m.content, specials)) for m in messages]
     # The placeholders were added after defanging, so they stay real image tokens.
     return render_prompt(_Undefanged(tokenizer), texted, tools=tools)
+
+
+def _template_text(templater: Any, conversation: list[dict[str, Any]], **options: Any) -> str:
+    """`templater.apply_chat_template` of `conversation` as text, ending where the assistant's reply starts."""
+    text = templater.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True, **options)
+    return cast(str, text)  # tokenize=False: text, not token ids
 
 
 class _Undefanged:

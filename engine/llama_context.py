@@ -58,11 +58,10 @@ def _init_backend() -> Any:
     with _backend_lock:
         if not _backend_ready:
 
-            @llama_cpp.llama_log_callback
             def _log(level: int, text: bytes, user_data: Any) -> None:
                 _LOG_LINES.append(text.decode("utf-8", "replace"))
 
-            _log_callback = _log
+            _log_callback = llama_cpp.llama_log_callback(_log)  # a C function pointer to `_log`
             llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
             llama_cpp.llama_backend_init()
             _backend_ready = True
@@ -99,6 +98,11 @@ class LlamaContext:
         >>> seq, reused = ctx.claim(prompt_ids)                # doctest: +SKIP
         >>> logits = ctx.decode(seq, prompt_ids[reused:])      # doctest: +SKIP
     """
+
+    # Set by `_make_context`, again each time the context is made anew.
+    cells: int  # the context's KV cells
+    memory: Any  # its llama.cpp memory (KV cache) handle
+    _chunk: int  # the most tokens one decode batch takes
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from agentkit.errors import ModelLoadError
 
@@ -125,10 +125,10 @@ def load_model_and_tokenizer(
     except Exception as exc:  # noqa: BLE001 - transformers raises many types; the message names the file
         raise ModelLoadError(f"Could not load a causal language model from {what!r}: {type(exc).__name__}: {exc}") from exc
     try:
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]  # transformers' @wraps(Module.to) hides the bound method
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"Could not move the model to device {device!r}: {exc}. Use device='cpu' or check CUDA.") from exc
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
     return model, tokenizer
 
 
@@ -149,7 +149,8 @@ def load_processor(folder: Path) -> Any:
 
     try:
         with _quiet_transformers():
-            return AutoProcessor.from_pretrained(str(folder), local_files_only=True)
+            # the ignore: transformers leaves AutoProcessor.from_pretrained unannotated
+            return AutoProcessor.from_pretrained(str(folder), local_files_only=True)  # type: ignore[no-untyped-call]
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(
             f"{str(folder)!r} is a vision-language model but its processor (preprocessor_config.json / "
@@ -282,7 +283,7 @@ def _same_tokenizer(a: Any, b: Any) -> bool:
 
     def chat(tokenizer: Any) -> str | None:
         try:
-            return tokenizer.apply_chat_template(_PROBE_CHAT, tokenize=False, add_generation_prompt=True)
+            return cast(str, tokenizer.apply_chat_template(_PROBE_CHAT, tokenize=False, add_generation_prompt=True))
         except Exception:  # noqa: BLE001 - no template, or one that refuses this conversation: compare the failure
             return None
 
@@ -327,8 +328,9 @@ def _quiet_transformers() -> Iterator[None]:
     from transformers.utils import logging as hf_logging
 
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    # These transformers functions are unannotated: mypy would refuse the calls.
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -336,4 +338,4 @@ def _quiet_transformers() -> Iterator[None]:
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]

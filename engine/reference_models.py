@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def reference_model_path(name: str) -> Path:
     return model.path
 
 
-def fetch(name: str, *, log=print) -> Path:  # noqa: ANN001 - a print-like callable
+def fetch(name: str, *, log: Callable[[str], object] = print) -> Path:
     """Download, join and verify reference model `name` into the cache; a no-op when it is already there."""
     model = _model(name)
     if model.path.is_file() and model.path.stat().st_size == model.size:

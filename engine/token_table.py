@@ -50,7 +50,8 @@ def grammar_tokenizer(hf_tokenizer: Any, *, cache: Path | None = None) -> Any:
         table = _TokenTable.from_llguidance(hf_tokenizer, base, ordinary)
         if cache is not None:
             table.save(cache)
-    return llguidance.LLTokenizer(table, eos_token=eos)
+    # the ignore: llguidance's stub names its TokenizerWrapper class; it takes any object of that interface
+    return llguidance.LLTokenizer(table, eos_token=eos)  # type: ignore[arg-type]
 
 
 class _TokenTable:

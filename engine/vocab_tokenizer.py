@@ -27,7 +27,10 @@ import tempfile
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentkit.engine.llama_context import LlamaContext
 
 PROFILE_VERSION = 1
 _PROBE_TEXTS = (
@@ -55,7 +58,7 @@ class VocabTokenizer:
 
     needs_cached_table = True  # the grammar's token table is built from an HF tokenizer, then read from disk
 
-    def __init__(self, llama: Any, profile: dict[str, Any]) -> None:
+    def __init__(self, llama: LlamaContext, profile: dict[str, Any]) -> None:
         self._llama = llama
         self.chat_template: str | None = profile["chat_template"]
         self.special_tokens_map: dict[str, str] = dict(profile["special_tokens_map"])
@@ -94,7 +97,7 @@ class VocabTokenizer:
         return self(text)["input_ids"] if tokenize else text
 
 
-def profile_if_same(hf_tokenizer: Any, llama: Any) -> dict[str, Any] | None:
+def profile_if_same(hf_tokenizer: Any, llama: LlamaContext) -> dict[str, Any] | None:
     """What `VocabTokenizer` needs from `hf_tokenizer`, or None when llama.cpp tokenises `llama`'s GGUF differently.
 
     Compared on a probe: ids with special texts parsed and split, decoded text, the chat template

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 from agentkit.errors import ToolDefinitionError
@@ -86,7 +87,8 @@ def grammar_safe_schema(schema: Any, *, tool_name: str = "tool") -> dict[str, An
         )
     if not {"properties", "additionalProperties", "patternProperties", "anyOf", "oneOf", "allOf", "$ref"} & schema.keys():
         schema["properties"] = {}  # takes no arguments: the grammar then makes the model write {}
-    return _tidy_schema(_strip_unsupported(_localise_refs(schema)))
+    tidy: dict[str, Any] = _tidy_schema(_strip_unsupported(_localise_refs(schema)))
+    return tidy
 
 
 def schema_without_remote_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -97,20 +99,26 @@ def schema_without_remote_refs(schema: dict[str, Any]) -> dict[str, Any]:
 # -- internals --------------------------------------------------------------------------------------
 
 
-def _map_subschemas(node: Any, fn: Any) -> Any:
+_SchemaMap = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _map_subschemas(node: dict[str, Any], fn: _SchemaMap) -> dict[str, Any]:
     """Apply `fn` to every (sub)schema dict, children first; data keywords (enum, default...) are left alone."""
-    if not isinstance(node, dict):
-        return node
     for key in _SUBSCHEMA_MAPS:
         if isinstance(node.get(key), dict):
-            node[key] = {name: _map_subschemas(sub, fn) for name, sub in node[key].items()}
+            node[key] = {name: _map_if_schema(sub, fn) for name, sub in node[key].items()}
     for key in set(_SUBSCHEMA) | set(_SUBSCHEMA_LISTS):
         value = node.get(key)
         if isinstance(value, dict):
             node[key] = _map_subschemas(value, fn)
         elif isinstance(value, list) and key in _SUBSCHEMA_LISTS:
-            node[key] = [_map_subschemas(sub, fn) for sub in value]
+            node[key] = [_map_if_schema(sub, fn) for sub in value]
     return fn(node)
+
+
+def _map_if_schema(node: Any, fn: _SchemaMap) -> Any:
+    """`_map_subschemas` of a dict; any other JSON value (a boolean schema such as `true`...) as it is."""
+    return _map_subschemas(node, fn) if isinstance(node, dict) else node
 
 
 def _drop_remote_ref(node: dict[str, Any]) -> dict[str, Any]:
@@ -162,14 +170,14 @@ def _localise_refs(schema: dict[str, Any]) -> dict[str, Any]:
         return {**node, "$ref": f"#/$defs/{name}"}
 
     schema = _map_subschemas(schema, rewrite)
-    defs = {name: _map_subschemas(sub, rewrite) for name, sub in defs.items()}
+    defs = {name: _map_if_schema(sub, rewrite) for name, sub in defs.items()}
     while pending:
         ref, name = pending.pop()
         if ref == "#":
             defs[name] = None  # filled in below, once the root is rewritten
             continue
         found = _resolve_pointer(original, ref[1:])
-        defs[name] = _map_subschemas(copy.deepcopy(found), rewrite) if found is not None else {}
+        defs[name] = _map_if_schema(copy.deepcopy(found), rewrite) if found is not None else {}
     if "_root" in defs and defs["_root"] is None:
         defs["_root"] = copy.deepcopy(schema)
     if defs:

@@ -6,7 +6,20 @@ mounts need privileges, so they come first; then the limits, the drop to the run
 user namespace: of every capability), the removal of unaudited functions, the audit hook, and only
 then the user's code.
 """
+from __future__ import annotations  # annotations stay strings: none is evaluated, on any Python 3.8+
+
 import json, os, posix, resource, signal, stat, sys, types
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: the sandbox never imports typing & co.
+    from collections.abc import Callable, Iterable, Sized
+    from ctypes import CDLL
+    from importlib.machinery import ModuleSpec
+    from typing import Any, NoReturn
+
+    IsInstance = Callable[[object, type | tuple[type, ...]], bool]
+    Split = Callable[[str, str], list[str]]
+    Starts = Callable[[str, str | tuple[str, ...]], bool]
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x08000000, 0x10000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 8, 32, 4096, 16384
@@ -19,7 +32,7 @@ UNSEALED_FUNCTIONS = ("mkfifo", "mknod")
 UNAUDITED_FUNCTIONS = ("pidfd_open", "unshare", "setns")  # reach other processes or namespaces unseen
 
 
-def isolate(libc, cfg, root):
+def isolate(libc: CDLL, cfg: dict[str, Any], root: bool) -> bool:
     """Enter new namespaces where the kernel permits; True when every mount but the box is read-only."""
     if not cfg["namespaces"]:
         return False
@@ -33,7 +46,7 @@ def isolate(libc, cfg, root):
     return False
 
 
-def map_self():
+def map_self() -> bool:
     """In a new user namespace: stay the same uid/gid (no root inside), keep the capabilities to mount."""
     try:
         for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (os.getuid(), os.getuid())),
@@ -45,7 +58,7 @@ def map_self():
         return False
 
 
-def seal(libc, box):
+def seal(libc: CDLL, box: bytes) -> bool:
     """Make every mount of this (private) namespace read-only except a bind mount of the box."""
     if libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) or libc.mount(box, box, None, MS_BIND, None):
         return False
@@ -63,9 +76,9 @@ def seal(libc, box):
     return sealed
 
 
-def mount_points():
+def mount_points() -> dict[bytes, list[bytes]]:
     """{mount point: its per-mount options}, the topmost mount's where several share a point."""
-    points = {}
+    points: dict[bytes, list[bytes]] = {}
     with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
             fields = line.split()
@@ -76,13 +89,14 @@ def mount_points():
     return points
 
 
-def drop_capabilities(libc, ctypes):
+def drop_capabilities(libc: CDLL) -> None:
     """In a user namespace the process holds every capability there; give them all up."""
+    import ctypes
     header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
     libc.capset(header, (ctypes.c_uint32 * 6)())
 
 
-def strip_modules(sealed, blocked):
+def strip_modules(sealed: bool, blocked: tuple[str, ...]) -> None:
     """Take away functions that act with no audit event; none can be brought back by re-importing."""
     names = UNAUDITED_FUNCTIONS + (() if sealed else UNSEALED_FUNCTIONS)
     for module in (os, posix, signal, sys.modules["_signal"]):
@@ -103,26 +117,32 @@ def strip_modules(sealed, blocked):
     _imp.create_builtin = refuse_builtin  # the real one builds a new posix or _signal with all their functions
 
 
-def refuse_builtin(spec):
+def refuse_builtin(spec: ModuleSpec) -> NoReturn:
     raise ImportError(f"{spec.name} is not available in the sandbox", name=spec.name)
+
+
+def confine(cfg: dict[str, Any], root: bool) -> bool:
+    """Namespaces, mounts, capabilities, no new privileges; True when sealed. Its ctypes handles end with it."""
+    sealed = False
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+        sealed = isolate(libc, cfg, root)
+        if not root:
+            drop_capabilities(libc)
+        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+    except Exception:
+        pass
+    return sealed
 
 
 cfg = json.loads(sys.argv[1])
 box, root = cfg["dir"], os.geteuid() == 0
-sealed = False
-try:
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-    sealed = isolate(libc, cfg, root)
-    if not root:
-        drop_capabilities(libc, ctypes)
-    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
-except Exception:
-    pass
-ctypes = libc = None
+sealed = confine(cfg, root)
 import subprocess  # imported here so asyncio & co. still can; its unaudited process starter is taken away
-subprocess._posixsubprocess = subprocess._fork_exec = None
+for name in ("_posixsubprocess", "_fork_exec"):  # private names, not in the type stubs
+    setattr(subprocess, name, None)
 for name in [m for m in sys.modules if m.startswith(("ctypes", "_ctypes", "_posixsubprocess"))]:
     del sys.modules[name]  # importing them again is refused by the audit hook
 for name, soft, hard in cfg["limits"]:
@@ -140,15 +160,18 @@ with open(path, encoding="utf-8") as f:
     source = f.read()
 
 
+# The hook's and resolve's defaults bind the builtins they use: the user's code cannot swap them later.
 # (absolute, lexically normalised path; whether it was relative and climbed with '..')
-def resolve(p, fspath=os.fspath, getcwd=os.getcwd, isinstance=isinstance, bytes=bytes, text=str.__str__,
-            decode=bytes.decode, split=str.split, join=str.join, starts=str.startswith):
+def resolve(p: Any, fspath: Callable[[Any], Any] = os.fspath, getcwd: Callable[[], str] = os.getcwd,
+            isinstance: IsInstance = isinstance, bytes: type[bytes] = bytes, text: Callable[[str], str] = str.__str__,
+            decode: Callable[[bytes, str, str], str] = bytes.decode, split: Split = str.split,
+            join: Callable[[str, Iterable[str]], str] = str.join, starts: Starts = str.startswith) -> tuple[str, bool]:
     p = fspath(p)
     p = decode(p, "utf-8", "surrogateescape") if isinstance(p, bytes) else text(p)
     parts, climbs = split(p, "/"), False
     if not starts(p, "/"):
         climbs, parts = ".." in parts, split(getcwd(), "/") + parts
-    out = []
+    out: list[str] = []
     for part in parts:
         if part == "..":
             out = out[:-1]
@@ -157,22 +180,32 @@ def resolve(p, fspath=os.fspath, getcwd=os.getcwd, isinstance=isinstance, bytes=
     return "/" + join("/", out), climbs
 
 
-def hook(event, args, resolve=resolve, box=box, boxs=box + "/", peers=cfg["peers"], net=cfg["net"],
-         pid=os.getpid(), spid=str(os.getpid()), libs=tuple(p + "/" for p in sys.path), isinstance=isinstance,
-         int=int, len=len, str=str, bytes=bytes, text=str.__str__, starts=str.startswith, split=str.split,
-         isdigit=str.isdigit, deny=PermissionError, stat=os.stat, isdir=stat.S_ISDIR,
-         write=os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
-         changes=frozenset(("os.remove", "os.rmdir", "os.mkdir", "os.rename", "os.link", "os.symlink", "os.chmod",
-                            "os.lchmod", "os.chown", "os.utime", "os.truncate", "os.setxattr", "os.removexattr",
-                            "os.chflags", "os.lchflags")),
-         spawns=frozenset(("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-                           "subprocess.Popen", "os.startfile", "os.killpg", "sys.remote_exec")),
-         blocked=BLOCKED, listings=frozenset(("os.listdir", "os.scandir")),
-         refused=frozenset(("gc.get_objects", "gc.get_referrers", "gc.get_referents",
-                            "sqlite3.enable_load_extension", "sqlite3.load_extension")),
-         network=frozenset(("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
-                            "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr",
-                            "socket.getnameinfo", "syslog.openlog", "syslog.syslog")), mine=frozenset(), id=id):
+# Audit events by what the hook does with them.
+CHANGES = frozenset(("os.remove", "os.rmdir", "os.mkdir", "os.rename", "os.link", "os.symlink", "os.chmod",
+                     "os.lchmod", "os.chown", "os.utime", "os.truncate", "os.setxattr", "os.removexattr",
+                     "os.chflags", "os.lchflags"))
+SPAWNS = frozenset(("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
+                    "subprocess.Popen", "os.startfile", "os.killpg", "sys.remote_exec"))
+LISTINGS = frozenset(("os.listdir", "os.scandir"))
+REFUSED = frozenset(("gc.get_objects", "gc.get_referrers", "gc.get_referents",
+                     "sqlite3.enable_load_extension", "sqlite3.load_extension"))
+NETWORK = frozenset(("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
+                     "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr",
+                     "socket.getnameinfo", "syslog.openlog", "syslog.syslog"))
+LIBS = tuple(p + "/" for p in sys.path)
+
+
+def hook(event: str, args: tuple[Any, ...], resolve: Callable[[Any], tuple[str, bool]] = resolve, box: str = box,
+         boxs: str = box + "/", peers: str = cfg["peers"], net: bool = cfg["net"], pid: int = os.getpid(),
+         spid: str = str(os.getpid()), libs: tuple[str, ...] = LIBS, isinstance: IsInstance = isinstance,
+         int: type[int] = int, len: Callable[[Sized], int] = len, str: type[str] = str, bytes: type[bytes] = bytes,
+         text: Callable[[str], str] = str.__str__, starts: Starts = str.startswith, split: Split = str.split,
+         isdigit: Callable[[str], bool] = str.isdigit, deny: type[PermissionError] = PermissionError,
+         stat: Callable[[str], os.stat_result] = os.stat, isdir: Callable[[int], bool] = stat.S_ISDIR,
+         write: int = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
+         changes: frozenset[str] = CHANGES, spawns: frozenset[str] = SPAWNS, blocked: tuple[str, ...] = BLOCKED,
+         listings: frozenset[str] = LISTINGS, refused: frozenset[str] = REFUSED, network: frozenset[str] = NETWORK,
+         mine: frozenset[int] = frozenset(), id: Callable[[object], int] = id) -> None:
     if event == "open":
         if isinstance(args[0], int):
             return
@@ -217,7 +250,7 @@ def hook(event, args, resolve=resolve, box=box, boxs=box + "/", peers=cfg["peers
     elif event == "object.__setattr__" and id(args[0]) in mine and args[1] in ("__code__", "__defaults__"):
         raise deny(f"changing a function's {args[1]} is not allowed in the sandbox")
     elif event == "sqlite3.connect":  # its file is opened in C, with no "open" event
-        name = args[0] if isinstance(args[0], (str, bytes)) else resolve(args[0])[0]
+        name: Any = args[0] if isinstance(args[0], (str, bytes)) else resolve(args[0])[0]  # str or bytes
         name = name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else text(name)
         if starts(name, "file:"):
             name = split(split(name[5:], "?")[0], "#")[0]
@@ -231,7 +264,7 @@ def hook(event, args, resolve=resolve, box=box, boxs=box + "/", peers=cfg["peers
         raise deny(f"network access is disabled in the sandbox ({event})")
 
 
-hook.__defaults__ = hook.__defaults__[:-2] + (frozenset((id(hook), id(resolve))), id)  # before it is active
+hook.__defaults__ = (hook.__defaults__ or ())[:-2] + (frozenset((id(hook), id(resolve))), id)  # before it is active
 __import__("gc").collect()  # the modules dropped above must be gone, not found again through gc
 main = types.ModuleType("__main__")
 main.__file__ = path
@@ -245,5 +278,6 @@ except BaseException as exc:
     import traceback
     main.__dict__.clear()  # free what the code held: a MemoryError must still print
     traceback.clear_frames(exc.__traceback__)
-    traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)  # without this bootstrap's frame
+    frames = exc.__traceback__
+    traceback.print_exception(type(exc), exc, frames.tb_next if frames else None)  # without this bootstrap's frame
     sys.exit(1)

@@ -35,7 +35,7 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
-_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_UNARY: dict[type[ast.unaryop], Callable[[int | float], int | float]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "sqrt": math.sqrt,
     "abs": abs,
@@ -121,13 +121,15 @@ def _eval(node: ast.AST, depth: int) -> int | float:
     )
 
 
-def _check_size(value: Any) -> int | float:
+def _check_size(value: object) -> int | float:
     if isinstance(value, complex):
         raise CalculatorError("The result is a complex number, which is not supported.")
     if isinstance(value, int) and abs(value) >= 10**MAX_RESULT_DIGITS:
         raise CalculatorError(f"The result has more than {MAX_RESULT_DIGITS} digits.")
     if isinstance(value, float) and not math.isfinite(value):
         raise CalculatorError("The result is not a finite number.")
+    if not isinstance(value, (int, float)):  # the operators and functions allowed make none of these
+        raise CalculatorError(f"The result {value!r} is not a number.")
     return value
 
 

@@ -33,7 +33,7 @@ import os
 import secrets
 import stat
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Generator
 
 from agentkit.tool import Tool, tool
 
@@ -243,7 +243,8 @@ def file_tools(
             path: folder relative to the workspace root; "." is the root.
             recursive: also list everything in the subfolders.
         """
-        shown, total = [], 0
+        shown: list[str] = []
+        total = 0
         with contextlib.closing(_walk(workspace, path, recursive)) as listing:  # closes its folders on break
             for folder_fd, name, relative in listing:
                 if total >= MAX_SCAN_ENTRIES:
@@ -278,7 +279,8 @@ def file_tools(
             return f"[{_show(path)} is empty]"
         if offset > len(lines):
             raise FileToolError(f"{_show(path)} has {len(lines)} readable lines; offset {offset} is past the end.")
-        shown_lines, size = [], 0
+        shown_lines: list[str] = []
+        size = 0
         for line in lines[offset - 1 : offset - 1 + limit]:
             if shown_lines and size + len(line) > max_read_chars:
                 break  # stay within the output budget: the note says where to go on
@@ -382,7 +384,7 @@ def _read_file_bytes(workspace: _Workspace, path: str, cap: int) -> tuple[bytes,
     return data, cut
 
 
-def _walk(workspace: _Workspace, path: str, recursive: bool, files_only: bool = False) -> Iterator[tuple[int, str, str]]:
+def _walk(workspace: _Workspace, path: str, recursive: bool, files_only: bool = False) -> Generator[tuple[int, str, str], None, None]:
     """(folder fd, name, path to show) of each entry under `path`, sorted; links are never followed.
 
     A file `path` yields itself (when `files_only`); a folder with more than MAX_SCAN_ENTRIES entries
@@ -416,7 +418,7 @@ def _walk(workspace: _Workspace, path: str, recursive: bool, files_only: bool = 
                 for name in sorted(filenames if files_only else dirnames + filenames):
                     yield folder_fd, name, os.path.normpath(os.path.join(base, folder, name))
         finally:
-            walk.close()
+            walk.close()  # type: ignore[attr-defined]  # fwalk is a generator; typeshed says Iterator
     finally:
         os.close(top_fd)
 

@@ -152,13 +152,16 @@ class MCPClient:
         max_output_bytes: int | None = None,
         errlog: IO[Any] | None = None,
     ) -> None:
-        if isinstance(command, (list, tuple)):
-            command, args = (command[0] if command else None), [*command[1:], *args]
-        if (command is None) == (url is None):
+        executable: str | None
+        if command is None or isinstance(command, str):
+            executable = command
+        else:  # a command line: the executable, then its arguments
+            executable, args = (command[0] if command else None), [*command[1:], *args]
+        if (executable is None) == (url is None):
             raise ValueError("Pass either command=... (a server to start, over stdio) or url=... (streamable HTTP), not both.")
         if url is not None and not url.startswith(("http://", "https://")):
             raise ValueError(f"url must start with http:// or https://, got {url!r}.")
-        self.command = command
+        self.command = executable
         self.args = [str(a) for a in args]
         self.url = url
         self.env = dict(env) if env is not None else None

@@ -67,7 +67,7 @@ import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, NamedTuple
 
 from agentkit.tool import Tool, tool
 from agentkit.tools._sandbox_uids import FIRST_UID, POOL_SIZE, leased_uid
@@ -186,8 +186,9 @@ def _run(exe: str, code: str, limits: _Limits, uid: int | None) -> tuple[str | N
     try:
         with open(os.path.join(box, "main.py"), "w", encoding="utf-8") as source:
             source.write(code)
-        for path in (box, os.path.join(box, "main.py")) if uid is not None else ():
-            os.chown(path, uid, uid)
+        if uid is not None:
+            for path in (box, os.path.join(box, "main.py")):
+                os.chown(path, uid, uid)
         procs = limits.nproc + (0 if uid is not None else _task_count(os.getuid()))
         config = {"dir": box, "peers": os.path.join(os.path.dirname(box), "agentkit-python-"), "uid": uid,
                   "gid": uid, "net": limits.net, "namespaces": _NAMESPACES, "limits": [
@@ -224,7 +225,7 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bool, float]:
     return timed_out, usage.ru_utime + usage.ru_stime
 
 
-def _read(file: Any, chars: int, *, tail: bool) -> str:
+def _read(file: IO[bytes], chars: int, *, tail: bool) -> str:
     """At most `chars` characters from the start (or end) of a file, with a note if some were left out."""
     size = os.fstat(file.fileno()).st_size
     file.seek(max(0, size - 4 * chars) if tail else 0)
