@@ -54,7 +54,7 @@ def random_long_llama(vocab: int, shape: str, device: str, dtype: torch.dtype) -
 
 
 def measure_prefill(model, ids: list[int], chunk: int) -> dict:
-    from agentkit.engine.decode import prefill
+    from agentkit.engine.forward import prefill
     from agentkit.engine.kv_cache import new_cache
 
     cuda = model.device.type == "cuda"

@@ -1,14 +1,15 @@
-"""Continuous batching: concurrent requests on one engine decode together, one grammar state each.
+"""Continuous batching: the torch engine's decode loop. Every request decodes here, alone or with others.
 
-One scheduler thread owns the model. A request is prefilled alone (reusing its cached prefix), then
-joins the running batch; every decode step runs one forward pass for all active sequences. Rows are
-left-padded to a common length with a padding mask and their own positions, the standard layout of
-batched generation in transformers. When a sequence joins or leaves, the batch KV cache is rebuilt
-from per-row caches (a copy per membership change, amortised over the tokens of a step).
+One scheduler thread owns the model. Each step it (1) admits waiting requests and prefills each
+alone (reusing its cached prefix; into the static slot when it will decode alone on CUDA),
+(2) chooses every row's next token: one `BatchMask` filled for all grammar-constrained rows at once,
+then sampling and jump-forward per row (`sampling.choose_next`), (3) regroups the batch cache when
+rows finish or join, and (4) runs one `forward.forward` pass for all rows. Rows are left-padded to a
+common length with a padding mask and their own positions, the standard layout of batched
+generation in transformers; a row that decodes alone keeps its own cache (or the static slot).
 
-Each row keeps its own grammar matcher, mask buffer, sampler settings and stop rule. Tokens the
-grammar forces (jump-forward) ride along in the same pass while a sequence decodes alone; in a batch
-they are fed one per step without sampling, so every row advances by one token per pass.
+Tokens the grammar forces (jump-forward) ride along in the same pass while a sequence decodes
+alone; in a batch they are fed one per step without sampling, so every row advances one token a pass.
 """
 
 from __future__ import annotations
@@ -17,50 +18,17 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from agentkit.engine.decode import DecodeResult, prefill
+from agentkit.engine.forward import forward, prefill
+from agentkit.engine.grammar import BatchMask
+from agentkit.engine.kv_cache import common_prefix, copy_positions, new_cache
 from agentkit.engine.prompt_tokens import DEFAULT_PREFILL_CHUNK
 from agentkit.engine.sampling import choose_next
-from agentkit.engine.grammar import TokenMask
-from agentkit.engine.kv_cache import cache_argument, common_prefix, copy_positions, new_cache
+from agentkit.engine.sequence import DecodeRequest, DecodeResult, SequenceState
 from agentkit.engine.static_cache import StaticSlot
-
-
-@dataclass(eq=False)
-class Job:
-    """One request's decoding state."""
-
-    prompt_ids: list[int]
-    cache: Any  # this row's own DynamicCache (holds exactly `cache_ids`) while it is not in a batch
-    cached_tokens: int
-    max_new_tokens: int
-    eos_ids: set[int]
-    matcher: Any | None
-    mask: TokenMask | None
-    temperature: float
-    top_p: float
-    generator: torch.Generator | None
-    jump_forward: bool
-    cancel: threading.Event | None = None  # set by the caller (e.g. a client that disconnected): stop early
-    inputs: dict[str, Any] = field(default_factory=dict)  # prefill-only model inputs (an image's pixel_values)
-    inputs_end: int | None = None  # the position after the last image placeholder (the first prefill pass reaches it)
-    multimodal: bool = False  # image patch tokens share ids across images: never continue in the static slot
-    future: Future = field(default_factory=Future)
-    tokens: list[int] = field(default_factory=list)
-    cache_ids: list[int] = field(default_factory=list)
-    feed: list[int] = field(default_factory=list)  # tokens to run through the model next
-    forced: list[int] = field(default_factory=list)  # grammar-forced tokens not yet fed (batch mode)
-    logits: torch.Tensor | None = None
-    forward_passes: int = 0
-    jump_forward_tokens: int = 0
-    mask_seconds: float = 0.0
-    prefill_seconds: float = 0.0
-    started: float = 0.0
-    finish: str = ""
 
 
 class BatchScheduler:
@@ -68,30 +36,43 @@ class BatchScheduler:
 
     With `static_tokens`, a sequence that decodes alone uses a `StaticSlot` (a pre-allocated KV cache
     and, with `compile`, a CUDA-graph one-token step); it is built on the scheduler thread because
-    CUDA graphs belong to the thread that recorded them.
+    CUDA graphs belong to the thread that recorded them. `vocab_size` is the grammar's vocabulary
+    (the width of the batch bitmask).
+
+    Example:
+        >>> scheduler = BatchScheduler(model, vocab_size=49152, max_batch=8)    # doctest: +SKIP
+        >>> scheduler.submit(DecodeRequest(prompt_ids=ids, max_new_tokens=16, eos_ids={2}, cache=new_cache())).tokens  # doctest: +SKIP
+        [504, 3458, 314]
     """
 
     def __init__(
-        self, model: Any, *, max_batch: int = 32, static_tokens: int = 0, compile: bool = False,
+        self, model: Any, *, vocab_size: int, max_batch: int = 32, static_tokens: int = 0, compile: bool = False,
         prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
     ) -> None:
         self.model = model
         self.max_batch = max_batch
         self.prefill_chunk = prefill_chunk
         self.scale_bucket = _position_scale_bucket(model)
-        self._deferred: list[Job] = []  # queued jobs that may not join the running batch yet (see _may_join)
+        self.mask = BatchMask(vocab_size, max_batch, pin_memory=model.device.type == "cuda")
+        self._deferred: list[SequenceState] = []  # queued sequences that may not join the running batch yet (see _may_join)
         self.slot: StaticSlot | None = None
-        self._queue: queue.Queue[Job] = queue.Queue()
-        self._ready: Future = Future()
+        self._queue: queue.Queue[SequenceState] = queue.Queue()
+        self._ready: Future[None] = Future()
         self._thread = threading.Thread(target=self._run, args=(static_tokens, compile), name="agentkit-batcher", daemon=True)
         self._thread.start()
         self._ready.result()  # re-raises a failure to build the static slot here, in the constructor
         self.largest_batch = 1  # for tests and benchmarks: most rows ever decoded in one pass
 
-    def submit(self, job: Job) -> DecodeResult:
-        """Queue `job` and block until it has finished decoding."""
-        self._queue.put(job)
-        return job.future.result()
+    def submit(self, request: DecodeRequest) -> DecodeResult:
+        """Queue `request` and block until it has finished decoding (together with whatever else runs).
+
+        Example:
+            >>> scheduler.submit(request).finish_reason    # doctest: +SKIP
+            'stop'
+        """
+        state = SequenceState(request, cache=request.cache, cached_tokens=request.cached_tokens)
+        self._queue.put(state)
+        return state.future.result()
 
     # -- scheduler thread ------------------------------------------------------------------------
 
@@ -103,8 +84,8 @@ class BatchScheduler:
             self._ready.set_exception(exc)
             return
         self._ready.set_result(None)
-        active: list[Job] = []
-        stacked: list[Job] = []  # the rows of `batch`, in order (a lone row's batch is its own cache)
+        active: list[SequenceState] = []
+        stacked: list[SequenceState] = []  # the rows of `batch`, in order (a lone row's batch is its own cache)
         batch: Any = None
         while True:
             self._admit(active, block=not active)
@@ -112,52 +93,51 @@ class BatchScheduler:
                 continue
             try:
                 with torch.inference_mode():
-                    for job in active:
-                        self._choose(job)
-                    remaining = [job for job in active if not job.finish]
+                    self._choose(active)
+                    remaining = [seq for seq in active if not seq.finish]
                     stacked, batch = _regroup(stacked, batch, remaining)
-                    for job in active:
-                        if job.finish:
-                            self._complete(job)
+                    for seq in active:
+                        if seq.finish:
+                            self._complete(seq)
                     active = list(stacked)  # a copy: _admit appends to active
                     if not active:
                         continue
                     self._forward(active, batch)
             except BaseException as exc:  # noqa: BLE001 - fail the requests in flight, keep serving
-                for job in active:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
+                for seq in active:
+                    if not seq.future.done():
+                        seq.future.set_exception(exc)
                 active, stacked, batch = [], [], None
 
-    def _admit(self, active: list[Job], *, block: bool) -> None:
+    def _admit(self, active: list[SequenceState], *, block: bool) -> None:
         while len(active) < self.max_batch:
-            job = self._next_job(active, block=block)
-            if job is None:
+            seq = self._next(active, block=block)
+            if seq is None:
                 return
             block = False
             try:
-                self._prefill(job, alone=not active)
+                self._prefill(seq, alone=not active)
             except BaseException as exc:  # noqa: BLE001 - reported to the caller, the scheduler lives on
-                job.future.set_exception(exc)
+                seq.future.set_exception(exc)
                 continue
-            active.append(job)
+            active.append(seq)
 
-    def _next_job(self, active: list[Job], *, block: bool) -> Job | None:
-        """The oldest waiting job that may join `active`; jobs that may not wait (in order) for a later turn."""
-        for index, job in enumerate(self._deferred):
-            if self._may_join(job, active):
+    def _next(self, active: list[SequenceState], *, block: bool) -> SequenceState | None:
+        """The oldest waiting sequence that may join `active`; those that may not wait (in order) for a later turn."""
+        for index, seq in enumerate(self._deferred):
+            if self._may_join(seq, active):
                 return self._deferred.pop(index)
         while True:
             try:
-                job = self._queue.get(block=block and not self._deferred)
+                seq = self._queue.get(block=block and not self._deferred)
             except queue.Empty:
                 return None
-            if self._may_join(job, active):
-                return job
-            self._deferred.append(job)
+            if self._may_join(seq, active):
+                return seq
+            self._deferred.append(seq)
             block = False
 
-    def _may_join(self, job: Job, active: list[Job]) -> bool:
+    def _may_join(self, seq: SequenceState, active: list[SequenceState]) -> bool:
         """False when batching would give some row the wrong position-dependent attention scale.
 
         Llama 4's no-RoPE layers scale queries by floor((position + 1) / floor_scale), and
@@ -167,109 +147,107 @@ class BatchScheduler:
         """
         if not self.scale_bucket or not active:
             return True
-        spans = [(len(j.cache_ids), len(j.cache_ids) + j.max_new_tokens - len(j.tokens)) for j in active]
-        spans.append((len(job.prompt_ids), len(job.prompt_ids) + job.max_new_tokens))
+        spans = [(len(s.cache_ids), len(s.cache_ids) + s.budget) for s in active]
+        prompt = len(seq.request.prompt_ids)
+        spans.append((prompt, prompt + seq.request.max_new_tokens))
         low, high = min(s for s, _ in spans), max(e for _, e in spans)
         return (low + 1) // self.scale_bucket == (high + 1) // self.scale_bucket
 
-    def _prefill(self, job: Job, *, alone: bool) -> None:
-        job.started = time.perf_counter()
-        slot = self.slot
-        if alone and slot is not None and not job.multimodal and slot.fits(len(job.prompt_ids) + job.max_new_tokens):
-            self._prefill_into_slot(job, slot)
-            return
+    def _prefill(self, seq: SequenceState, *, alone: bool) -> None:
+        request, slot = seq.request, self.slot
+        seq.started = time.perf_counter()
         with torch.inference_mode():
-            job.logits = prefill(self.model, job.prompt_ids[job.cached_tokens :], job.cache, chunk=self.prefill_chunk, inputs_end=job.inputs_end, **job.inputs)
-        job.cache_ids = list(job.prompt_ids)
-        job.forward_passes = 1
-        job.prefill_seconds = time.perf_counter() - job.started
+            if alone and slot is not None and not request.multimodal and slot.fits(len(request.prompt_ids) + request.max_new_tokens):
+                self._prefill_into_slot(seq, slot)
+            else:
+                seq.logits = prefill(
+                    self.model, request.prompt_ids[seq.cached_tokens :], seq.cache, chunk=self.prefill_chunk,
+                    inputs_end=request.inputs_end, **request.inputs,
+                )
+        seq.cache_ids = list(request.prompt_ids)
+        seq.forward_passes = 1
+        seq.prefill_seconds = time.perf_counter() - seq.started
 
-    def _prefill_into_slot(self, job: Job, slot: StaticSlot) -> None:
+    def _prefill_into_slot(self, seq: SequenceState, slot: StaticSlot) -> None:
         """Continue from what the slot already holds, or from the prefix cache's entry if that is longer."""
-        with torch.inference_mode():
-            held = min(common_prefix(slot.ids, job.prompt_ids), len(job.prompt_ids) - 1)
-            if job.cached_tokens > held:
-                slot.load(job.cache, job.prompt_ids[: job.cached_tokens])
-            else:
-                slot.truncate(held)
-            job.cache, job.cached_tokens = slot.kv, len(slot.ids)
-            job.logits = slot.forward(job.prompt_ids[job.cached_tokens :])
-        job.cache_ids = list(job.prompt_ids)
-        job.forward_passes = 1
-        job.prefill_seconds = time.perf_counter() - job.started
+        prompt = seq.request.prompt_ids
+        held = min(common_prefix(slot.ids, prompt), len(prompt) - 1)
+        if seq.cached_tokens > held:
+            slot.load(seq.cache, prompt[: seq.cached_tokens])
+        else:
+            slot.truncate(held)
+        seq.cache, seq.cached_tokens = slot.kv, len(slot.ids)
+        seq.logits = slot.forward(prompt[seq.cached_tokens :])
 
-    def _choose(self, job: Job) -> None:
-        """Pick this row's next input: a queued forced token, or mask + sample; decide if it is done."""
-        if job.cancel is not None and job.cancel.is_set():
-            job.finish = "cancelled"  # frees the row at once; the caller has stopped waiting
-            return
-        if job.forced:  # already counted in job.tokens when it was forced
-            job.feed = [job.forced.pop(0)]
-            return
-        logits, job.logits = job.logits, None
+    def _choose(self, active: list[SequenceState]) -> None:
+        """Pick every row's next input: a queued forced token, or (masked) sampling; mark finished rows.
+
+        The grammar masks of all rows that sample are filled together first (on the CPU, while the
+        GPU may still be computing their logits), then applied to their logits in one operation.
+        """
+        sampling = []
+        for seq in active:
+            if seq.request.cancelled:
+                seq.finish = "cancelled"  # frees the row at once; the caller has stopped waiting
+            elif seq.forced:  # already counted in seq.tokens when it was forced
+                seq.feed = [seq.forced.pop(0)]
+            else:
+                sampling.append(seq)
+        constrained = [seq for seq in sampling if seq.request.matcher is not None]
+        if constrained:
+            started = time.perf_counter()
+            self.mask.fill([seq.request.matcher for seq in constrained])
+            logits = constrained[0].logits.unsqueeze(0) if len(constrained) == 1 else torch.stack([s.logits for s in constrained])
+            self.mask.apply(logits)
+            for row, seq in enumerate(constrained):
+                seq.logits = logits[row]
+                seq.mask_seconds += time.perf_counter() - started  # the time each row waited for the batch's masks
+        for seq in sampling:
+            self._sample(seq)
+
+    def _sample(self, seq: SequenceState) -> None:
+        """Sample from `seq.logits` (already masked), advance the grammar, take the tokens it forces."""
+        request = seq.request
+        logits, seq.logits = seq.logits, None
         choice = choose_next(
-            logits, matcher=job.matcher, mask=job.mask, temperature=job.temperature, top_p=job.top_p,
-            generator=job.generator, eos_ids=job.eos_ids, jump_forward=job.jump_forward,
-            budget=job.max_new_tokens - len(job.tokens),
+            logits, matcher=request.matcher, mask=None, temperature=request.temperature, top_p=request.top_p,
+            generator=request.generator, eos_ids=request.eos_ids, jump_forward=request.jump_forward, budget=seq.budget,
         )
-        job.mask_seconds += choice.mask_seconds
-        job.jump_forward_tokens += choice.forced
+        seq.jump_forward_tokens += choice.forced
         if choice.ended:
-            job.finish = "stop"
+            seq.finish = "stop"
             return
-        job.tokens += choice.tokens
-        job.feed, job.forced = choice.tokens[:1], choice.tokens[1:]
+        seq.tokens += choice.tokens
+        seq.feed, seq.forced = choice.tokens[:1], choice.tokens[1:]
         if choice.complete:
-            job.finish = "stop"  # the remaining forced tokens need no forward pass
-        elif len(job.tokens) >= job.max_new_tokens:
-            job.finish = "length"
+            seq.finish = "stop"  # the remaining forced tokens need no forward pass
+        elif seq.budget <= 0:
+            seq.finish = "length"
 
-    def _forward(self, active: list[Job], batch: Any) -> None:
-        device = self.model.device
+    def _forward(self, active: list[SequenceState], batch: Any) -> None:
         if len(active) == 1:  # alone: forced tokens ride along with the sampled one (jump-forward)
-            job = active[0]
-            job.feed, job.forced = job.feed + job.forced, []
-            if self.slot is not None and job.cache is self.slot.kv:
-                job.logits = self.slot.forward(job.feed)
+            seq = active[0]
+            seq.feed, seq.forced = seq.feed + seq.forced, []
+            if self.slot is not None and seq.cache is self.slot.kv:
+                seq.logits = self.slot.forward(seq.feed)
             else:
-                out = self.model(input_ids=torch.tensor([job.feed], device=device), **cache_argument(self.model, batch), use_cache=True, logits_to_keep=1)
-                job.logits = out.logits[0, -1].float()
-            job.cache_ids += job.feed
-            job.forward_passes += 1
+                seq.logits = forward(self.model, batch, [seq.feed])[0]
+            seq.cache_ids += seq.feed
+            seq.forward_passes += 1
             return
         self.largest_batch = max(self.largest_batch, len(active))
-        width = batch.get_seq_length()
-        lengths = [len(job.cache_ids) for job in active]
-        mask = torch.zeros((len(active), width + 1), dtype=torch.long, device=device)
-        for row, n in enumerate(lengths):
-            mask[row, width - n :] = 1  # left padding: each row's tokens end at the same column
-        ids = torch.tensor([job.feed[:1] for job in active], device=device)
-        positions = torch.tensor([[n] for n in lengths], device=device)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **cache_argument(self.model, batch), use_cache=True)
-        for row, job in enumerate(active):
-            job.logits = out.logits[row, -1].float()
-            job.cache_ids += job.feed[:1]
-            job.forward_passes += 1
+        logits = forward(self.model, batch, [seq.feed[:1] for seq in active], lengths=[len(seq.cache_ids) for seq in active])
+        for row, seq in enumerate(active):
+            seq.logits = logits[row]
+            seq.cache_ids += seq.feed[:1]
+            seq.forward_passes += 1
 
-    def _complete(self, job: Job) -> None:
-        if self.slot is not None and job.cache is self.slot.kv:
+    def _complete(self, seq: SequenceState) -> None:
+        if self.slot is not None and seq.cache is self.slot.kv:
             # The slot is reused in place by the next step; the prefix cache gets a copy, so other
             # conversations that take the slot later do not cost this one its prefix.
-            job.cache = self.slot.snapshot()
-        job.future.set_result(
-            DecodeResult(
-                tokens=job.tokens,
-                finish_reason=job.finish if job.finish in ("stop", "cancelled") else "length",
-                forward_passes=job.forward_passes,
-                prefill_tokens=len(job.prompt_ids) - job.cached_tokens,
-                jump_forward_tokens=job.jump_forward_tokens,
-                prefill_seconds=job.prefill_seconds,
-                decode_seconds=time.perf_counter() - job.started - job.prefill_seconds,
-                mask_seconds=job.mask_seconds,
-                cache=job.cache,
-                cache_ids=job.cache_ids,
-            )
-        )
+            seq.cache = self.slot.snapshot()
+        seq.future.set_result(seq.result())
 
 
 def _position_scale_bucket(model: Any) -> int:
@@ -282,29 +260,29 @@ def _position_scale_bucket(model: Any) -> int:
     return 0
 
 
-def _regroup(stacked: list[Job], batch: Any, remaining: list[Job]) -> tuple[list[Job], Any]:
+def _regroup(stacked: list[SequenceState], batch: Any, remaining: list[SequenceState]) -> tuple[list[SequenceState], Any]:
     """Update the batch for the rows that stay, leave and join; return the new row order and cache.
 
     One copy per membership change: leaving rows get their own cache cut out, staying rows are kept
     (left padding trimmed to the longest one), joining rows are appended.
     """
-    staying_ids = {id(job) for job in remaining}
-    kept = [job for job in stacked if id(job) in staying_ids]
-    joining = [job for job in remaining if all(job is not other for other in stacked)]
+    staying_ids = {id(seq) for seq in remaining}
+    kept = [seq for seq in stacked if id(seq) in staying_ids]
+    joining = [seq for seq in remaining if all(seq is not other for other in stacked)]
     if len(kept) == len(stacked) and not joining:
         return stacked, batch
     if len(stacked) > 1:
-        for job in stacked:
-            if id(job) not in staying_ids:
-                job.cache = _cut_row(batch, stacked.index(job), len(job.cache_ids))
+        for seq in stacked:
+            if id(seq) not in staying_ids:
+                seq.cache = _cut_row(batch, stacked.index(seq), len(seq.cache_ids))
     rows = kept + joining
     if not rows:
         return [], None
     if len(rows) == 1:
-        job = rows[0]
+        seq = rows[0]
         if len(stacked) > 1 and kept:
-            job.cache = _cut_row(batch, stacked.index(job), len(job.cache_ids))
-        return rows, job.cache
+            seq.cache = _cut_row(batch, stacked.index(seq), len(seq.cache_ids))
+        return rows, seq.cache
     return rows, _rebuild(stacked, batch, kept, joining)
 
 
@@ -314,26 +292,26 @@ def _cut_row(batch: Any, row: int, length: int) -> Any:
     return copy_positions(batch, width - length, width, row=row)
 
 
-def _rebuild(stacked: list[Job], batch: Any, kept: list[Job], joining: list[Job]) -> Any:
+def _rebuild(stacked: list[SequenceState], batch: Any, kept: list[SequenceState], joining: list[SequenceState]) -> Any:
     """A left-padded batch cache holding `kept` (taken from `batch`) then `joining` (their own caches)."""
     rows = kept + joining
-    width = max(len(job.cache_ids) for job in rows)
+    width = max(len(seq.cache_ids) for seq in rows)
     old_width = batch.get_seq_length() if batch is not None else 0
-    source = {id(job): i for i, job in enumerate(stacked)} if len(stacked) > 1 else {}
+    source = {id(seq): i for i, seq in enumerate(stacked)} if len(stacked) > 1 else {}
     layers = len(rows[0].cache.layers) if not source else len(batch.layers)
     new = new_cache()
     for index in range(layers):
         sample_keys = batch.layers[index].keys if source else rows[0].cache.layers[index].keys
         keys = sample_keys.new_zeros((len(rows), sample_keys.shape[1], width, sample_keys.shape[3]))
         values = keys.clone()
-        for row, job in enumerate(rows):
-            n = len(job.cache_ids)
-            if id(job) in source:
-                i = source[id(job)]
+        for row, seq in enumerate(rows):
+            n = len(seq.cache_ids)
+            if id(seq) in source:
+                i = source[id(seq)]
                 keys[row, :, width - n :] = batch.layers[index].keys[i, :, old_width - n :]
                 values[row, :, width - n :] = batch.layers[index].values[i, :, old_width - n :]
             else:
-                keys[row, :, width - n :] = job.cache.layers[index].keys[0, :, :n]
-                values[row, :, width - n :] = job.cache.layers[index].values[0, :, :n]
+                keys[row, :, width - n :] = seq.cache.layers[index].keys[0, :, :n]
+                values[row, :, width - n :] = seq.cache.layers[index].values[0, :, :n]
         new.update(keys, values, index)
     return new

@@ -80,6 +80,9 @@ class GrammarCompiler:
 class TokenMask:
     """A reusable bitmask buffer for one sequence: fill it from a matcher, apply it to logits.
 
+    The llama.cpp engine and the reference `decode()` mask with it; the torch engine's scheduler
+    masks all its rows at once with a `BatchMask`.
+
     The bits live in a numpy array, so the llama.cpp engine masks without loading torch; with
     `pin_memory` (CUDA) they share pinned host memory with a torch tensor for asynchronous copies.
     """
@@ -127,6 +130,59 @@ class TokenMask:
         logits[..., :n].masked_fill_(~allowed[:n], float("-inf"))
         if logits.shape[-1] > n:  # the model's embedding is padded past the tokenizer's vocabulary
             logits[..., n:] = float("-inf")
+        return logits
+
+
+class BatchMask:
+    """One bitmask for a whole batch: every row's grammar fills its row at once, one op masks all logits.
+
+    The torch engine's scheduler keeps one of `rows` rows. `fill` computes the rows' masks in
+    parallel on llguidance's thread pool (`fill_next_token_bitmask_par`, as vLLM and SGLang do) while
+    the GPU still runs the forward pass; `apply` copies the bits over (asynchronously from pinned
+    memory on CUDA) and sets every disallowed logit of every row to -inf in one masked fill.
+    llguidance.torch's own `apply_token_bitmask_inplace` is not used: it is `torch.compile`d, which
+    on a CPU needs a C compiler and compiles on the first request.
+
+    Example:
+        >>> mask = BatchMask(compiler.vocab_size, rows=32)        # doctest: +SKIP
+        >>> mask.fill([matcher_a, matcher_b])                     # rows 0 and 1  # doctest: +SKIP
+        >>> mask.apply(logits)                                    # logits: [2, vocab], in place  # doctest: +SKIP
+    """
+
+    def __init__(self, vocab_size: int, rows: int, *, pin_memory: bool = False) -> None:
+        import torch
+
+        self.vocab_size = vocab_size
+        words = (vocab_size + 31) // 32
+        self.bits = torch.full((max(1, rows), words), -1, dtype=torch.int32, pin_memory=pin_memory)
+        self._executor: Any = None
+
+    def fill(self, matchers: list[Any]) -> None:
+        """Compute row i's mask from `matchers[i]` (all rows in parallel when there are several)."""
+        # What llguidance.torch's fill_next_token_bitmask(_par) do; that module is not imported because
+        # its import compiles a kernel (loading torch's inductor: seconds, and deprecation warnings).
+        if len(matchers) > self.bits.shape[0]:
+            raise ValueError(f"The batch mask has {self.bits.shape[0]} rows; {len(matchers)} were asked for.")
+        row_bytes = self.bits.shape[1] * 4
+        if len(matchers) == 1:  # no thread hand-off for a sequence decoding alone
+            matchers[0].unsafe_compute_mask_ptr(self.bits.data_ptr(), row_bytes)
+            return
+        if self._executor is None:
+            import llguidance
+
+            self._executor = llguidance.LLExecutor()
+        rows = [(matcher, row) for row, matcher in enumerate(matchers)]
+        self._executor.unsafe_compute_mask_ptr(rows, self.bits.data_ptr(), row_bytes, self.bits.shape[0])
+
+    def apply(self, logits: Any) -> Any:
+        """Set each row's disallowed logits to -inf in place (logits: `[rows, vocab]`, row i under mask row i)."""
+        device, rows = logits.device, logits.shape[0]
+        bits = self.bits[:rows].to(device, non_blocking=True)
+        allowed = ((bits.unsqueeze(-1) & _bit_values(device)) != 0).reshape(rows, -1)[:, : self.vocab_size]
+        n = min(logits.shape[-1], allowed.shape[1])
+        logits[:, :n].masked_fill_(~allowed[:, :n], float("-inf"))
+        if logits.shape[-1] > n:  # the model's embedding is padded past the tokenizer's vocabulary
+            logits[:, n:] = float("-inf")
         return logits
 
 

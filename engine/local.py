@@ -16,8 +16,8 @@ from typing import Any
 from agentkit.backend import Generation, GenerationRequest
 from agentkit.errors import ModelCapabilityError, ModelLoadError
 from agentkit.engine.chat import render_prompt
-from agentkit.engine.grammar import GrammarCompiler, TokenMask
-from agentkit.engine.kv_cache import PrefixCache, cache_argument, new_cache
+from agentkit.engine.grammar import GrammarCompiler
+from agentkit.engine.kv_cache import PrefixCache, new_cache
 from agentkit.engine.model_info import native_tool_format
 from agentkit.engine.prompt_tokens import DEFAULT_PREFILL_CHUNK, TokenMemo, check_fits, reply_targets, sampling_generator
 from agentkit.engine.loading import (
@@ -99,7 +99,8 @@ class LocalEngine:
             raise ValueError(f"prefill_chunk must be at least 1 token, got {prefill_chunk}.")
         self.prefill_chunk = prefill_chunk
         self._scheduler = BatchScheduler(
-            model, max_batch=max_batch, static_tokens=static_tokens, compile=self.compiled, prefill_chunk=prefill_chunk
+            model, vocab_size=self.grammars.vocab_size, max_batch=max_batch, static_tokens=static_tokens,
+            compile=self.compiled, prefill_chunk=prefill_chunk,
         )
         if kv_cache_bytes is None:
             kv_cache_bytes = DEFAULT_KV_CACHE_BYTES
@@ -109,8 +110,6 @@ class LocalEngine:
                 kv_cache_bytes = int(torch.cuda.mem_get_info(self.device)[0] * GPU_KV_CACHE_FRACTION)
         self.prefix_cache = PrefixCache(kv_cache_bytes)
         self._tokens = TokenMemo(tokenizer)
-        self._memo_lock = threading.Lock()  # guards the mask pool
-        self._free_masks: list[TokenMask] = []  # pinned buffers are slow to allocate: reuse them
         self.jump_forward = jump_forward
 
     # -- constructors ----------------------------------------------------------------------------
@@ -233,7 +232,7 @@ class LocalEngine:
         Setting `cancel` (from any thread) stops the decode at its next token and frees its batch row;
         the reply so far comes back with `finish_reason="length"` and `details["cancelled"]` true.
         """
-        from agentkit.engine.batching import Job
+        from agentkit.engine.sequence import DecodeRequest
 
         started = time.perf_counter()
         prompt_text, prompt_ids, key_ids, multimodal = self._prompt(request)
@@ -242,14 +241,13 @@ class LocalEngine:
         constraint = request.grammar if request.grammar is not None else request.json_schema
         matcher = self.grammars.matcher(constraint) if constraint is not None else None
         kv, reused, inputs = self._cached_start(key_ids, multimodal)
-        job = Job(
+        decode_request = DecodeRequest(
             prompt_ids=prompt_ids,
             cache=kv,
             cached_tokens=reused,
             max_new_tokens=request.max_tokens,
             eos_ids=self.eos_ids,
             matcher=matcher,
-            mask=self._take_mask() if matcher else None,
             temperature=request.temperature,
             top_p=request.top_p,
             generator=generator,
@@ -259,12 +257,7 @@ class LocalEngine:
             inputs_end=multimodal.images_end if multimodal is not None else None,
             multimodal=multimodal is not None,
         )
-        try:
-            result = self._scheduler.submit(job)  # decodes together with any concurrent requests
-        finally:
-            if job.mask is not None:
-                with self._memo_lock:
-                    self._free_masks.append(job.mask)
+        result = self._scheduler.submit(decode_request)  # decodes together with any concurrent requests
         self.prefix_cache.put(key_ids + result.cache_ids[len(prompt_ids) :], result.cache)
         text = self.tokenizer.decode(result.tokens, skip_special_tokens=False)
         if multimodal is None:  # image prompts are tokenised whole by the processor, never spliced
@@ -300,7 +293,7 @@ class LocalEngine:
         """
         import torch
 
-        from agentkit.engine.decode import prefill
+        from agentkit.engine.forward import forward, prefill
 
         prompt_text, prompt_ids, key_ids, multimodal = self._prompt(request)
         scores = []
@@ -314,9 +307,8 @@ class LocalEngine:
                 inputs_end = multimodal.images_end if multimodal is not None else None
                 first = prefill(self.model, prompt_ids[reused:], kv, chunk=self.prefill_chunk, inputs_end=inputs_end, **inputs)
                 logits = [first[None]]
-                if len(targets) > 1:
-                    out = self.model(input_ids=torch.tensor([targets[:-1]], device=self.device), **cache_argument(self.model, kv), use_cache=True)
-                    logits.append(out.logits[0].float())
+                if len(targets) > 1:  # every reply position's logits, teacher-forced in one pass
+                    logits.append(forward(self.model, kv, [targets[:-1]], all_logits=True))
                 logprobs = torch.log_softmax(torch.cat(logits), dim=-1)
                 picked = logprobs.gather(1, torch.tensor(targets, device=logprobs.device)[:, None])
             scores.append(float(picked.sum()))
@@ -337,12 +329,6 @@ class LocalEngine:
         except asyncio.CancelledError:
             cancel.set()
             raise
-
-    def _take_mask(self) -> TokenMask:
-        with self._memo_lock:
-            if self._free_masks:
-                return self._free_masks.pop()
-        return TokenMask(self.grammars.vocab_size, pin_memory=self.device.type == "cuda")
 
     def _prompt_ids(self, messages: list[Message]) -> list[int]:
         return self._tokenize(render_prompt(self.tokenizer, messages))

@@ -88,6 +88,7 @@ def choose_next(
     """Mask, sample, advance the grammar, and collect the tokens it then forces (at most `budget` in all).
 
     Shared by the single-sequence loop below and the batch scheduler, so both decode identically.
+    With `mask` None the logits are taken as already masked (the scheduler masks all rows at once).
     """
     mask_seconds = 0.0
     if matcher is not None and mask is not None:

@@ -4,7 +4,7 @@ A `StaticSlot` pre-allocates the KV cache for `max_tokens` positions once, so ev
 the same tensor shapes and addresses: on CUDA the one-token forward pass is compiled with
 `torch.compile(mode="reduce-overhead")` (CUDA graphs, no Python or kernel-launch overhead per layer)
 and never recompiles as the context grows. Prefill and jump-forward passes (several tokens) run the
-same model eagerly into the same cache.
+same model eagerly into the same cache. Both run through `forward.forward`, as every other pass does.
 
 The slot remembers which tokens it holds (`ids`). Cropping it to a shared prefix is free: positions
 past the new length are simply overwritten later, and the causal mask never lets a query see them.
@@ -13,12 +13,12 @@ So consecutive steps of one agent continue in place and prefill only their new t
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
 
-from agentkit.engine.kv_cache import cache_argument
+from agentkit.engine.forward import Step, call_model, forward, prefill, takes_cache_position
+from agentkit.engine.kv_cache import cache_argument, copy_positions
 
 
 class StaticSlot:
@@ -41,18 +41,18 @@ class StaticSlot:
         self.kv = StaticCache(config=model.config, max_cache_len=max_tokens)
         _hold_every_position(self.kv, max_tokens)
         self._cache = cache_argument(model, self.kv)  # resolved once: the compiled step must not inspect signatures
-        self.ids: list[int] = []  # the tokens whose KV state positions 0..len-1 hold
         # Older transformers index the static cache by an explicit `cache_position`; newer ones keep a
         # length counter in each layer (set by `truncate`). Pass positions both ways where accepted.
-        self._takes_cache_position = "cache_position" in inspect.signature(model.forward).parameters
+        self._takes_cache_position = takes_cache_position(model.__class__)
+        self.ids: list[int] = []  # the tokens whose KV state positions 0..len-1 hold
         self.compiled = compile
-        self._step = self._run
+        self._step: Step | None = None
         if compile:
             self._step = torch.compile(self._run, mode="reduce-overhead", fullgraph=True, dynamic=False)
         with torch.inference_mode():
-            self._run(*self._inputs([0, 0]))  # eager first: allocates the cache (sized from the first keys)
+            forward(model, self.kv, [[0, 0]], start=0)  # eager first: allocates the cache (sized from the first keys)
             if compile:
-                self._step(*self._inputs([0]))  # compiles now, not in the middle of someone's request
+                forward(model, self.kv, [[0]], start=0, step=self._step)  # compiles now, not in someone's request
         self.truncate(0)
 
     def truncate(self, length: int) -> None:
@@ -67,46 +67,40 @@ class StaticSlot:
     def load(self, kv: Any, ids: list[int]) -> None:
         """Replace the slot's contents with the KV state of `ids` held by another (dynamic) cache."""
         n = len(ids)
-        for mine, theirs in zip(self.kv.layers, kv.layers):
+        layers: list[Any] = list(self.kv.layers)  # every layer holds keys here (see _hold_every_position)
+        for mine, theirs in zip(layers, kv.layers):
             mine.keys[:, :, :n].copy_(theirs.keys[:1, :, :n])
             mine.values[:, :, :n].copy_(theirs.values[:1, :, :n])
         self.ids = list(ids)
         self.truncate(n)
 
     def fits(self, tokens: int) -> bool:
+        """True when a sequence of `tokens` positions fits in the slot."""
         return tokens <= self.max_tokens
 
     def forward(self, ids: list[int]) -> torch.Tensor:
-        """Run `ids` at the next positions; return the last position's logits (float32, a fresh tensor)."""
+        """Run `ids` at the next positions; return the last position's logits (float32, a fresh tensor).
+
+        One token runs the compiled step (when compiled); several (prefill, jump-forward) run eagerly
+        in chunks of `prefill_chunk` (bounded activation memory on long prompts). Both go through
+        `forward.forward` with explicit positions.
+        """
         start = len(self.ids)
         if start + len(ids) > self.max_tokens:
             raise ValueError(f"The static KV cache holds {self.max_tokens} tokens; {start + len(ids)} were needed.")
         if len(ids) == 1:
-            logits = self._step(*self._inputs(ids))
-        else:  # prefill / jump-forward: eager, in chunks (bounded activation memory on long prompts)
-            for start in range(0, len(ids), self.prefill_chunk):
-                piece = ids[start : start + self.prefill_chunk]
-                logits = self._run(*self._inputs(piece))
-                self.ids += piece
-            return logits[0, -1].float().clone()
+            logits = forward(self.model, self.kv, [ids], start=start, step=self._step)[0]
+        else:
+            logits = prefill(self.model, ids, self.kv, chunk=self.prefill_chunk, start=start)
         self.ids += ids
-        # A CUDA graph's output buffer is overwritten by the next replay: copy it out.
-        return logits[0, -1].float().clone()
-
-    def _inputs(self, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        start, device = len(self.ids), self.model.device
-        positions = torch.arange(start, start + len(ids), device=device).unsqueeze(0)
-        return torch.tensor([ids], device=device), positions
+        return logits
 
     def _run(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        extra = {"cache_position": positions[0]} if self._takes_cache_position else {}
-        out = self.model(input_ids=input_ids, position_ids=positions, **self._cache, use_cache=True, logits_to_keep=1, **extra)
-        return out.logits
+        """The one-token step that `torch.compile` records: the model call for this slot's cache."""
+        return call_model(self.model, self._cache, input_ids, position_ids=positions, cache_position=self._takes_cache_position)
 
     def snapshot(self) -> Any:
         """A dynamic cache holding a copy of the slot's current contents (for the prefix cache)."""
-        from agentkit.engine.kv_cache import copy_positions
-
         return copy_positions(self.kv, 0, len(self.ids))
 
 

@@ -82,3 +82,30 @@ def test_a_failing_request_does_not_take_the_others_down(smollm2_tokenizer, make
     first, error, third = asyncio.run(both())
     assert isinstance(error, Exception)
     assert first.completion_tokens == 6 and third.completion_tokens == 6
+
+
+def test_one_batch_mask_filled_for_all_rows_at_once_masks_each_row_under_its_own_grammar(smollm2_tokenizer):
+    """The scheduler's parallel fill gives every row exactly the mask its own matcher gives alone,
+    and tokens past the tokenizer's vocabulary (a padded embedding) are never allowed."""
+    import torch
+
+    from agentkit.engine.grammar import BatchMask, GrammarCompiler, TokenMask
+
+    compiler = GrammarCompiler(smollm2_tokenizer)
+    schemas = [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}, {"type": "boolean"}, {"enum": ["yes", "no"]}]
+    matchers = [compiler.matcher(schema) for schema in schemas]
+    assert matchers[0].consume_tokens(smollm2_tokenizer('{"a": ', add_special_tokens=False)["input_ids"])  # mid-value
+    batch = BatchMask(compiler.vocab_size, rows=4)
+    batch.fill(matchers)
+    logits = torch.zeros((3, compiler.vocab_size + 5))
+    batch.apply(logits)
+    for row, matcher in enumerate(matchers):
+        alone = TokenMask(compiler.vocab_size)
+        alone.fill(matcher)
+        expected = torch.zeros(compiler.vocab_size + 5)
+        alone.apply(expected)
+        assert torch.equal(logits[row], expected)
+        assert torch.isinf(logits[row, compiler.vocab_size :]).all()
+    assert not torch.equal(logits[0], logits[1])  # three grammars, three different masks
+    with pytest.raises(ValueError, match="rows"):
+        batch.fill(matchers * 2)

@@ -138,7 +138,7 @@ def test_chunked_prefill_decodes_exactly_like_one_pass(smollm2_tokenizer, random
     import torch
 
     from agentkit.engine import LocalEngine
-    from agentkit.engine.decode import prefill
+    from agentkit.engine.forward import prefill
 
     from transformers import DynamicCache
 
@@ -174,7 +174,7 @@ def test_decode_steps_write_into_the_kv_cache_in_place(random_engine, smollm2_to
     import torch
     from transformers import DynamicCache
 
-    from agentkit.engine.decode import prefill
+    from agentkit.engine.forward import prefill
     from agentkit.engine.kv_cache import cache_argument, copy_positions, new_cache
 
     model = random_engine.model

@@ -180,7 +180,7 @@ def test_cache_cuts_keep_the_logits_exact(family, smollm2_tokenizer):
     import torch
     from transformers import DynamicCache
 
-    from agentkit.engine.decode import prefill
+    from agentkit.engine.forward import prefill
     from agentkit.engine.kv_cache import copy_positions
     from agentkit.engine.static_cache import StaticSlot
 
