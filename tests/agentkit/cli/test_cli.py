@@ -145,7 +145,7 @@ def test_replay_rerun_tools_passes_when_tools_agree_and_fails_when_they_changed(
 
 @pytest.mark.slow
 def test_run_with_the_files_tool_answers_from_the_workspace():
-    docs = Path(__file__).resolve().parents[2] / "examples" / "data" / "docs"
+    docs = Path(__file__).resolve().parents[3] / "examples" / "data" / "docs"
     done = cli("run", "What does the travel policy say about trains?", "--tools", "files", "--workspace", str(docs))
     assert done.returncode == 0, done.stderr
     assert 'search_files({"pattern": "train"' in done.stdout and "second class" in done.stdout.split("answer")[-1]
