@@ -2,7 +2,7 @@
 
 Prints how many bodies got each status, the number of 5xx answers and of hung connections (a
 request with no answer within `--timeout` seconds), and whether every valid request after a bad one
-was still answered. The server is `agentkit.serve.create_app` under uvicorn on loopback, in front of
+was still answered. The server is `agentkit.server.create_app` under uvicorn on loopback, in front of
 a test backend that answers at once: the subject is the HTTP layer, which refuses a bad request
 before any generation.
 

@@ -23,10 +23,10 @@ def _modules() -> list[str]:
 
 MODULES = _modules()
 # Modules whose examples all need a model, files or a network, and so are marked +SKIP.
-ONLY_SKIPPED_EXAMPLES = {"agentkit.engine", "agentkit._live"}  # engine: and its modules, except those listed here
+ONLY_SKIPPED_EXAMPLES = {"agentkit.engine"}  # engine: and its modules, except those listed here
 ENGINE_MODULES_WITH_EXAMPLES = {"agentkit.engine.kv_cache"}
 # Files of the package that are scripts run in a child process, never imported.
-SCRIPTS = {"agentkit.tools._sandbox_child"}
+SCRIPTS = {"agentkit.tools._sandbox_child", "agentkit.cli.__main__"}
 
 
 @pytest.mark.parametrize("name", [m for m in MODULES if m not in SCRIPTS])

@@ -79,7 +79,7 @@ def test_nothing_is_dropped_when_off_or_unscorable(why):
 def test_the_cli_shows_dropped_calls_as_not_run():
     from rich.console import Console
 
-    from agentkit._live import print_step
+    from agentkit.cli.live import print_step
 
     backend = ScoringScript([TWO_CITIES, {"final_answer": "Sunny."}], preferred_calls=1)
     run = Agent(backend, tools=[weather_tool([])]).run("What is the weather in Oslo?")

@@ -25,10 +25,9 @@ import pytest
 
 uvicorn = pytest.importorskip("uvicorn")
 
-from agentkit._serve_limits import ServeLimits  # noqa: E402
 from agentkit.backend import GenerationRequest  # noqa: E402
 from agentkit.remote import RemoteBackend  # noqa: E402
-from agentkit.serve import create_app  # noqa: E402
+from agentkit.server import ServeLimits, create_app  # noqa: E402
 from agentkit.testing import FunctionBackend  # noqa: E402
 from agentkit.types import Message  # noqa: E402
 

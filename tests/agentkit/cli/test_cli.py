@@ -26,6 +26,12 @@ def test_the_console_script_is_installed():
     assert "run" in cli("--help").stdout
 
 
+def test_python_m_agentkit_cli_is_the_same_command():
+    done = subprocess.run([sys.executable, "-m", "agentkit.cli", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert all(command in done.stdout for command in ("run", "chat", "models", "replay", "serve", "eval"))
+
+
 @pytest.mark.slow
 def test_run_shows_each_step_and_the_answer_on_the_embedded_model():
     done = cli("run", "What is 17 * 23?")
@@ -145,7 +151,7 @@ def test_replay_rerun_tools_passes_when_tools_agree_and_fails_when_they_changed(
 
 @pytest.mark.slow
 def test_run_with_the_files_tool_answers_from_the_workspace():
-    docs = Path(__file__).resolve().parents[2] / "examples" / "data" / "docs"
+    docs = Path(__file__).resolve().parents[3] / "examples" / "data" / "docs"
     done = cli("run", "What does the travel policy say about trains?", "--tools", "files", "--workspace", str(docs))
     assert done.returncode == 0, done.stderr
     assert 'search_files({"pattern": "train"' in done.stdout and "second class" in done.stdout.split("answer")[-1]

@@ -1,7 +1,7 @@
 """The OpenAI chat-completions request as one pydantic model, checked whole before any work.
 
 Every field has its type and range here, tool and response-format schemas are bounded (see
-`agentkit._serve_limits`), and cross-field rules (unique tool names, a `tool_choice` that names a
+`agentkit.server.limits`), and cross-field rules (unique tool names, a `tool_choice` that names a
 listed tool) run in the same pass, so a request is refused before a generation is spent on it.
 Validation errors become one `RequestError`: the deepest failing field as `param`, what is wrong
 with it, and how to write it. Unknown fields are ignored, as OpenAI-compatible servers do.
@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError, from_json
 
-from agentkit._serve_limits import RequestError, ServeLimits, check_schema
+from agentkit.server.limits import RequestError, ServeLimits, check_schema
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 MAX_TOOLS = 128  # OpenAI's own limit

@@ -1,10 +1,22 @@
-"""The CLI's live view of a run: each step as it happens (thought, calls, observations, timings)."""
+"""The CLI's live view of a run: each step as it happens (thought, calls, observations, timings).
+
+Example:
+    >>> from rich.console import Console
+    >>> from agentkit.types import Observation, Step, ToolCall
+    >>> step = Step(index=1, calls=[ToolCall(id="call_1", name="calculator", arguments={"expression": "17 * 23"})],
+    ...             observations=[Observation(call_id="call_1", name="calculator", content="391")])
+    >>> print_step(Console(width=80), step)
+    step 1 (0 tokens, 0.00 s)
+      calculator({"expression": "17 * 23"})
+        → 391 0.00 s
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -47,6 +59,13 @@ def print_step(console: Console, step: Step) -> None:
 
 
 def print_summary(console: Console, result: RunResult) -> None:
+    """The last line of a run: steps, model calls, tokens and time.
+
+    Example:
+        >>> from rich.console import Console
+        >>> print_summary(Console(width=120), RunResult())
+        0 steps, 0 model calls, 0 prompt + 0 generated tokens, 0.00 s
+    """
     usage = result.usage
     console.print(
         f"[dim]{len(result.steps)} steps, {usage.model_calls} model calls, {usage.prompt_tokens} prompt + "
@@ -55,13 +74,20 @@ def print_summary(console: Console, result: RunResult) -> None:
 
 
 def result_json(result: RunResult) -> str:
-    """The run as JSON for scripts: output, steps (calls, observations), usage and time."""
+    """The run as JSON for scripts: output, steps (calls, observations), usage and time.
+
+    Example:
+        >>> import json
+        >>> run = json.loads(result_json(RunResult(output="391")))
+        >>> run["output"], "messages" in run     # the conversation is left out: it repeats the steps
+        ('391', False)
+    """
     return result.model_dump_json(indent=2, exclude={"messages"})
 
 
 def _render_output(output: Any) -> str:
     if isinstance(output, str):
         return output
-    if hasattr(output, "model_dump_json"):
+    if isinstance(output, BaseModel):  # a run with output_type: its fields, indented
         return output.model_dump_json(indent=2)
     return json.dumps(output, ensure_ascii=False, indent=2, default=str)

@@ -205,7 +205,7 @@ def _walk(tree: Any, limits: ServeLimits) -> tuple[int, int, list[tuple[str, int
         depth, nodes = max(depth, level), nodes + 1
         if level > limits.max_schema_depth or nodes > limits.max_schema_nodes:
             _within(level, nodes, limits)  # stop early: the rest cannot make it smaller
-        if is_schema:
+        if is_schema and isinstance(value, dict):  # (a schema is always a dict by now: checked above)
             if isinstance(value.get("$ref"), str):
                 refs.append((value["$ref"], level))
             stack.extend(_children(value, level))

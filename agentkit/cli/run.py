@@ -1,4 +1,4 @@
-"""The `agentkit` command: run an agent, chat, inspect a model, replay a trace.
+"""The agent commands: `run` a task, `chat`, check a model with `models`, `replay` a saved trace.
 
     agentkit run "What is 17 * 23?"                       # the embedded SmolLM2, calculator tool
     agentkit run "Which file mentions Rome?" --tools files --workspace docs/
@@ -6,62 +6,58 @@
     agentkit models ~/models/qwen2.5-7b-instruct-q4_k_m.gguf
     agentkit replay run.jsonl --rerun-tools
 
-Errors are one line with a hint (exit status 1); `--debug` shows the traceback.
+`agentkit.cli` registers these functions as the app's commands.
+
+Example:
+    >>> from typer.testing import CliRunner
+    >>> from agentkit.cli import app
+    >>> "--rerun-tools" in CliRunner().invoke(app, ["replay", "--help"], terminal_width=200).output
+    True
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from agentkit._live import print_step, print_summary, result_json
 from agentkit.agent import Agent
 from agentkit.backend import Backend
+from agentkit.cli.common import (
+    TOOL_NAMES,
+    AllowWriteOption,
+    BackendOption,
+    ContextOption,
+    DatabaseOption,
+    DebugOption,
+    DeviceOption,
+    DtypeOption,
+    FormatOption,
+    HostOption,
+    InstructionsOption,
+    ModelOption,
+    RemoteModelOption,
+    RemoteOption,
+    StepsOption,
+    ToolsOption,
+    TraceOption,
+    WorkspaceOption,
+    console,
+    errors,
+    errors_as_one_line,
+    load_backend,
+    spinner,
+)
+from agentkit.cli.live import print_step, print_summary, result_json
 from agentkit.errors import AgentkitError, MaxStepsExceeded
 from agentkit.prompting import Example
 from agentkit.tool import Tool
 from agentkit.types import RunResult
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__.split("\n")[0])
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
 
-TOOL_NAMES = ["calculator", "clock", "files", "sql", "http", "python"]
-
-# Options shared by run and chat (typer wants them spelled out per command).
-ModelOption = typer.Option(None, "--model", "-m", help="HF model folder or .gguf file (default: the embedded SmolLM2-135M)")
-RemoteOption = typer.Option(None, "--remote", help="base URL of an OpenAI-compatible server (vLLM, SGLang, agentkit serve...), e.g. http://gpu-box:8000/v1")
-RemoteModelOption = typer.Option("default", help="model name to ask the --remote server for")
-DeviceOption = typer.Option("cpu", help="cpu or cuda")
-DtypeOption = typer.Option(None, help="float32, bfloat16 or float16 for the torch engine (default: float32 on CPU, bfloat16 on CUDA)")
-BackendOption = typer.Option(
-    "auto", "--backend", help="engine: auto (llama.cpp for a .gguf on CPU when installed, else torch), torch, llama.cpp"
-)
-ToolsOption = typer.Option("calculator", "--tools", "-t", help=f"comma-separated built-in tools: {', '.join(TOOL_NAMES)}")
-WorkspaceOption = typer.Option(Path("."), help="root folder of the files tool (nothing outside it is reachable)")
-AllowWriteOption = typer.Option(False, help="let the files tool write inside the workspace")
-HostOption = typer.Option(None, "--allow-host", help="host the http tool may reach (repeat the option)")
-DatabaseOption = typer.Option(None, help="SQLite file for the sql tool (opened read-only)")
-StepsOption = typer.Option(8, help="most steps before giving up")
-InstructionsOption = typer.Option("", help="the agent's role and rules")
-TraceOption = typer.Option(None, help="append the run's events to this JSONL file")
-DebugOption = typer.Option(False, help="show tracebacks")
-ContextOption = typer.Option(
-    "error", "--context", help="when the conversation outgrows the model's window: error (stop, keep the run), drop_oldest, summarize"
-)
-FormatOption = typer.Option(
-    "auto", "--format", help="tool-call syntax: auto (the model's own, else agentkit), agentkit, llama3_json, pythonic, hermes"
-)
-
-
-@app.command()
 def run(
     task: str = typer.Argument(..., help="what the agent should do"),
     model: Optional[Path] = ModelOption,
@@ -85,9 +81,9 @@ def run(
     debug: bool = DebugOption,
 ) -> None:
     """Run an agent on TASK and show each step live, then the answer."""
-    with _errors_as_one_line(debug):
+    with errors_as_one_line(debug):
         selected = build_tools(tools, workspace=workspace, allow_write=allow_write, allow_hosts=allow_host or [], database=database)
-        backend = _load_backend(model, device, dtype, quiet=json_output, remote=remote, remote_model=remote_model, engine=backend_name)
+        backend = load_backend(model, device, dtype, quiet=json_output, remote=remote, remote_model=remote_model, engine=backend_name)
         agent = Agent(
             backend, tools=selected, instructions=instructions, max_steps=max_steps, trace=trace, examples=examples_for(selected),
             tool_format=tool_format, context=context,
@@ -98,7 +94,6 @@ def run(
             print(result_json(result))
 
 
-@app.command()
 def chat(
     model: Optional[Path] = ModelOption,
     remote: Optional[str] = RemoteOption,
@@ -122,9 +117,9 @@ def chat(
 
     Type /reset to forget the history, /exit (or Ctrl-D) to leave.
     """
-    with _errors_as_one_line(debug):
+    with errors_as_one_line(debug):
         selected = build_tools(tools, workspace=workspace, allow_write=allow_write, allow_hosts=allow_host or [], database=database)
-        backend = _load_backend(model, device, dtype, quiet=False, remote=remote, remote_model=remote_model, engine=backend_name)
+        backend = load_backend(model, device, dtype, quiet=False, remote=remote, remote_model=remote_model, engine=backend_name)
         agent = Agent(
             backend, tools=selected, instructions=instructions, max_steps=max_steps, trace=trace, examples=examples_for(selected),
             tool_format=tool_format, context=context,
@@ -154,14 +149,13 @@ def chat(
             history = result.messages
 
 
-@app.command()
 def models(
     path: Optional[Path] = typer.Argument(None, help="HF model folder or .gguf file (default: the embedded model)"),
     json_output: bool = typer.Option(False, "--json", help="print as JSON"),
     debug: bool = DebugOption,
 ) -> None:
     """Check a model path: architecture, context length, chat template and tool-call format."""
-    with _errors_as_one_line(debug):
+    with errors_as_one_line(debug):
         from agentkit.engine.loading import embedded_gguf_path
         from agentkit.engine.model_info import describe_model
 
@@ -187,7 +181,6 @@ def models(
         console.print("[dim]agents decode steps in that format under a grammar; --format agentkit|llama3_json|pythonic|hermes overrides it.[/]")
 
 
-@app.command()
 def replay(
     trace_file: Path = typer.Argument(..., help="a trace written with --trace (JSONL)"),
     rerun_tools: bool = typer.Option(False, help="re-run the tools against the recorded model outputs and compare"),
@@ -199,7 +192,7 @@ def replay(
     debug: bool = DebugOption,
 ) -> None:
     """Re-render a saved run; with --rerun-tools, run today's tools against it (exit 1 if they differ)."""
-    with _errors_as_one_line(debug):
+    with errors_as_one_line(debug):
         from agentkit.testing import ReplayBackend
         from agentkit.trace import last_run_id, read_trace
 
@@ -232,32 +225,6 @@ def replay(
                 errors.print(f"[red]observation {index} changed:[/] {before!r} -> {after!r}")
             raise typer.Exit(1)
         console.print(f"[green]all {len(now)} observations match the recording[/]")
-
-
-@app.command()
-def serve(
-    model: Optional[Path] = ModelOption,
-    device: str = DeviceOption,
-    dtype: Optional[str] = DtypeOption,
-    backend_name: str = BackendOption,
-    host: str = typer.Option("127.0.0.1", help="address to bind (loopback by default: set 0.0.0.0 deliberately)"),
-    port: int = typer.Option(8000, help="TCP port"),
-    api_key: Optional[str] = typer.Option(None, envvar="AGENTKIT_API_KEY", help="require `Authorization: Bearer KEY`"),
-    debug: bool = DebugOption,
-) -> None:
-    """Serve the model over an OpenAI-compatible API (/v1/chat/completions) with guaranteed tool calls."""
-    with _errors_as_one_line(debug):
-        try:
-            import uvicorn
-
-            from agentkit.serve import create_app
-        except ImportError as exc:
-            raise AgentkitError(f"Serving needs {exc.name}: pip install 'agentkit[serve]'.") from None
-        backend = _load_backend(model, device, dtype, quiet=False, engine=backend_name)
-        if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
-            errors.print(f"[yellow]warning:[/] serving on {host} without --api-key: anyone who can reach it can use the model")
-        console.print(f"[green]serving[/] {backend.name} on http://{host}:{port}/v1 [dim](Ctrl-C stops)[/]")
-        uvicorn.run(create_app(backend, api_key=api_key), host=host, port=port, log_level="warning")
 
 
 def build_tools(
@@ -347,38 +314,11 @@ _TOOL_BUILDERS: dict[str, Callable[..., list[Tool]]] = {
 }
 
 
-def _load_backend(
-    model: Path | None, device: str, dtype: str | None, *, quiet: bool, remote: str | None = None, remote_model: str = "default",
-    engine: str = "auto",
-) -> Backend:
-    if remote:
-        import os
-
-        from agentkit.remote import RemoteBackend
-
-        if model is not None:
-            raise AgentkitError("Use either --model (a local model) or --remote (a server), not both.")
-        if not quiet:
-            console.print(f"[dim]model: {remote_model} at {remote}[/]")
-        return RemoteBackend(remote, model=remote_model, api_key=os.environ.get("AGENTKIT_API_KEY") or os.environ.get("OPENAI_API_KEY"))
-    from agentkit.engine import LocalEngine
-
-    what = str(model) if model else "the embedded SmolLM2-135M"
-    with _status(f"loading {what}", quiet):
-        if model is None:
-            loaded = LocalEngine.default(device=device, dtype=dtype, backend=engine)
-        else:
-            loaded = LocalEngine.from_pretrained(model, device=device, dtype=dtype, backend=engine)
-    if not quiet:
-        console.print(f"[dim]model: {loaded.name} on {loaded.device} ({getattr(loaded, 'backend', 'torch')})[/]")
-    return loaded
-
-
 def _warm_grammar(backend: Backend, agent: Agent, *, quiet: bool) -> None:
     """Compile the step grammar up front (with a spinner) instead of inside the first step's timing."""
     grammars = getattr(backend, "grammars", None)
     if grammars is not None:
-        with _status(f"compiling the step grammar for {len(agent.registry)} tools", quiet):
+        with spinner(f"compiling the step grammar for {len(agent.registry)} tools", quiet):
             grammars.grammar(next(iter(agent._constraint.values())))
 
 
@@ -386,7 +326,7 @@ def _run_live(
     agent: Agent, task: str, *, history: list[Any] | None = None, quiet: bool = False, images: list[Any] | None = None
 ) -> RunResult:
     result = RunResult()
-    with _status("thinking", quiet) as status:
+    with spinner("thinking", quiet) as status:
         for step in agent.iter(task, history=history or [], result=result, images=images or []):
             if not quiet:
                 status.stop()
@@ -395,36 +335,6 @@ def _run_live(
     if not quiet:
         print_summary(console, result)
     return result
-
-
-@contextmanager
-def _status(text: str, quiet: bool) -> Iterator[Any]:
-    if quiet:
-        yield _NoStatus()
-        return
-    with console.status(f"[dim]{text}…[/]") as status:
-        yield status
-
-
-class _NoStatus:
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-
-@contextmanager
-def _errors_as_one_line(debug: bool) -> Iterator[None]:
-    """AgentkitErrors (and anything else) become one red line and exit status 1, unless --debug."""
-    try:
-        yield
-    except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
-        if debug:
-            raise
-        hint = "" if isinstance(exc, AgentkitError) else " (run with --debug for the traceback)"
-        errors.print(f"[red]error:[/] {type(exc).__name__}: {exc}{hint}")
-        raise typer.Exit(1) from None
 
 
 def _print_recorded(events: list[dict[str, Any]]) -> None:
@@ -441,17 +351,3 @@ def _print_recorded(events: list[dict[str, Any]]) -> None:
             console.print(f"[green]answer:[/] {escape(str(event.get('output')))}")
         elif kind == "error":
             console.print(f"[red]stopped: {escape(str(event.get('type')))}: {escape(str(event.get('message')))}[/]")
-
-
-from agentkit._cli_eval import eval_app  # noqa: E402 - registered after the shared helpers it uses exist
-
-app.add_typer(eval_app, name="eval")
-
-
-def main() -> None:
-    """Entry point of the `agentkit` console script."""
-    app(prog_name="agentkit")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

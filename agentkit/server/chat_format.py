@@ -3,7 +3,7 @@
 The server decodes tool calls under agentkit's step grammar: the request's tools become a tool set,
 `tool_choice` picks which branches of the step schema are allowed (any tool or an answer, only
 calls, one named function), and the generated step is turned back into OpenAI `tool_calls`.
-The request arrives validated as a whole (`agentkit._serve_request.ChatRequest`); every problem
+The request arrives validated as a whole (`agentkit.server.request.ChatRequest`); every problem
 with it raises `RequestError` with the HTTP status and the OpenAI error shape, before any generation.
 """
 
@@ -13,14 +13,14 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
-from agentkit._serve_limits import RequestError
-from agentkit._serve_request import ChatMessage, ChatRequest, ContentPart, ImageUrl, ResponseFormat, ToolSpec, validate_request
 from agentkit.errors import ToolDefinitionError
 from agentkit.images import Image, to_image
 from agentkit.prompting import system_prompt
 from agentkit.registry import ToolRegistry
+from agentkit.server.limits import RequestError
+from agentkit.server.request import ChatMessage, ChatRequest, ContentPart, ImageUrl, ResponseFormat, ToolSpec, validate_request
 from agentkit.steps import StepFormat, StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.types import Message
@@ -45,6 +45,18 @@ class Plan:
     include_usage: bool = False  # streaming: send a last chunk with the token counts
 
 
+class _PlanOptions(TypedDict):
+    """The request's sampling and delivery options, the same whether or not tools are in play."""
+
+    max_tokens: int
+    temperature: float
+    top_p: float
+    seed: int | None
+    stop: list[str]
+    stream: bool
+    include_usage: bool
+
+
 def plan_request(body: Any) -> Plan:
     """Validate a chat-completions body (or take a validated `ChatRequest`) and decide the prompt and grammar.
 
@@ -63,7 +75,7 @@ def plan_request(body: Any) -> Plan:
     stop = [s for s in stop if s]  # stop="" means no stop string
     # The engines seed unsigned generators: a negative int64 seed maps to the same 64 bits, unsigned.
     seed = None if request.seed is None else request.seed % 2**64
-    options = {
+    options: _PlanOptions = {
         "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "seed": seed, "stop": stop,
         "stream": bool(request.stream),
         "include_usage": bool(request.stream and request.stream_options and request.stream_options.include_usage),
@@ -74,6 +86,7 @@ def plan_request(body: Any) -> Plan:
     forced = None if isinstance(choice, str) else choice.function.name
     as_steps = bool(tools) and choice != "none"
     instructions, conversation = _conversation(request.messages, as_steps=as_steps)
+    schema: dict[str, Any] | None  # the step grammar's schema, else the response_format's (None: free text)
     if as_steps:
         chosen = [t for t in tools if forced is None or t.name == forced]
         registry = ToolRegistry(chosen)

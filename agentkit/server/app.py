@@ -4,10 +4,10 @@
 
 Routes: `POST /v1/chat/completions` (tools, tool_choice, parallel_tool_calls, response_format,
 temperature/top_p/max_tokens/stop/seed, stream, usage), `GET /v1/models`, `GET /health`.
-Tool calls are decoded under the grammar built from the request's tools (see `agentkit._chat_format`).
+Tool calls are decoded under the grammar built from the request's tools (see `agentkit.server.chat_format`).
 Bad requests get a 4xx in OpenAI's error shape, never a 500, and before any generation: the body is
-read up to a size limit (`agentkit._serve_limits`), then validated whole as one pydantic model of the
-OpenAI request (`agentkit._serve_request`). A client that disconnects cancels its decode, freeing its
+read up to a size limit (`agentkit.server.limits`), then validated whole as one pydantic model of the
+OpenAI request (`agentkit.server.request`). A client that disconnects cancels its decode, freeing its
 batch row. Concurrent requests share the engine's continuous batching.
 
 Streaming sends the reply as Server-Sent Events in OpenAI's chunk shape (content deltas, tool-call
@@ -30,11 +30,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from agentkit._chat_format import Plan, RequestError, apply_stop, plan_request, read_output
-from agentkit._serve_limits import ServeLimits, check_content_type, read_body
-from agentkit._serve_request import parse_request
 from agentkit.backend import Backend, Generation, GenerationRequest
 from agentkit.errors import ContextOverflowError, GrammarError, ModelCapabilityError
+from agentkit.server.chat_format import Plan, RequestError, apply_stop, plan_request, read_output
+from agentkit.server.limits import ServeLimits, check_content_type, read_body
+from agentkit.server.request import parse_request
 
 DEFAULT_MODEL_ALIAS = "default"  # what `agentkit run --remote` asks for unless told a --remote-model
 STREAM_PIECE_CHARS = 16  # arguments are streamed in pieces of this size, like a model's tokens
@@ -54,7 +54,7 @@ def create_app(
         >>> sorted(route.path for route in app.routes)
         ['/health', '/v1/chat/completions', '/v1/models']
     """
-    name = model_name or getattr(backend, "name", type(backend).__name__)
+    name: str = model_name or str(getattr(backend, "name", type(backend).__name__))  # Backend does not require a name
     bounds = limits or ServeLimits()
     created = int(time.time())
 

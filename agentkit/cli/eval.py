@@ -10,9 +10,14 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+from agentkit.cli.common import console, errors_as_one_line, load_backend
+
+if TYPE_CHECKING:  # imported for real inside the command, where a missing bfcl-eval is a one-line error
+    from agentkit.evals.bfcl import CaseResult
 
 eval_app = typer.Typer(no_args_is_help=True, help="Measure tool-call accuracy (BFCL).")
 
@@ -40,9 +45,7 @@ def bfcl(
 
     Needs the bfcl-eval package: pip install --no-deps bfcl-eval
     """
-    from agentkit.cli import _errors_as_one_line, _load_backend, console
-
-    with _errors_as_one_line(debug):
+    with errors_as_one_line(debug):
         from agentkit.evals.bfcl import CATEGORIES, bfcl_data_dir, evaluate
 
         bfcl_data_dir()  # fail before loading a model
@@ -50,11 +53,11 @@ def bfcl(
         unknown = sorted(set(chosen) - set(CATEGORIES))
         if unknown:
             raise typer.BadParameter(f"unknown categories {unknown}; choose from {', '.join(CATEGORIES)}")
-        backend = _load_backend(model, device, dtype, quiet=False, remote=remote, remote_model=remote_model, engine=engine)
-        def show(case: object) -> None:
+        backend = load_backend(model, device, dtype, quiet=False, remote=remote, remote_model=remote_model, engine=engine)
+        def show(case: CaseResult) -> None:
             if verbose:
-                mark = "[green]✓[/]" if case.correct else "[red]✗[/]"  # type: ignore[attr-defined]
-                console.print(f"{mark} {case.id}  {case.raw_output[:150]!r}  {case.error or ''}"[:300])  # type: ignore[attr-defined]
+                mark = "[green]✓[/]" if case.correct else "[red]✗[/]"
+                console.print(f"{mark} {case.id}  {case.raw_output[:150]!r}  {case.error or ''}"[:300])
 
         with console.status("[dim]evaluating…[/]"):
             report = evaluate(
