@@ -38,7 +38,7 @@ from agentkit.registry import ToolRegistry
 from agentkit.remote import RemoteBackend, RemoteError
 from agentkit.steps import StepFormat, StepLimits
 from agentkit.tool import Tool, tool
-from agentkit.types import Compaction, Message, Observation, RunResult, Step, ToolCall, Usage
+from agentkit.types import Compaction, DiscardedCall, Message, Observation, RunResult, SamplingSettings, Step, ToolCall, Usage
 
 __version__ = "0.1.0"
 
@@ -49,6 +49,7 @@ __all__ = [
     "Compaction",
     "ContextOverflowError",
     "ContextPolicy",
+    "DiscardedCall",
     "Example",
     "ExampleCall",
     "Generation",
@@ -65,6 +66,7 @@ __all__ = [
     "RemoteError",
     "Observation",
     "RunResult",
+    "SamplingSettings",
     "Step",
     "StepFormat",
     "StepLimits",

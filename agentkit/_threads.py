@@ -4,7 +4,7 @@ Example:
     >>> async def numbers():
     ...     yield 1
     ...     yield 2
-    >>> list(_iterate_in_thread(numbers()))
+    >>> list(iterate_in_thread(numbers()))
     [1, 2]
 """
 
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def _iterate_in_thread(steps: AsyncGenerator[T, None]) -> Iterator[T]:
+def iterate_in_thread(steps: AsyncGenerator[T, None]) -> Iterator[T]:
     """Drive an async generator on its own event loop in a worker thread, one item per request.
 
     Lockstep, so leaving the loop early (`break`) stops the agent instead of letting it run on, and

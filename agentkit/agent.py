@@ -10,26 +10,35 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 from agentkit.backend import Backend, Generation, GenerationRequest
+from agentkit.checks import DEFAULT_STEP_CHECKS, CheckContext, StepCheck, describe_check
+from agentkit.checks.answering import answer_only_format, discard_calls
 from agentkit.context import ContextKeeper, ContextPolicy, context_policy
 from agentkit.errors import ContextOverflowError, InvalidStepError, MaxStepsExceeded, ModelCapabilityError
 from agentkit.images import to_image
 from agentkit.prompting import DEFAULT_EXAMPLES, Example, example_messages, invalid_step_message, observation_message, system_prompt
-from agentkit.policy import Approver, ToolPolicy
-from agentkit.registry import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_CHARS, DEFAULT_TIMEOUT_SECONDS, ToolRegistry
+from agentkit.registry import ToolRegistry
 from agentkit.formats import ToolFormat, make_tool_format
 from agentkit.steps import ParsedStep, StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.trace import TraceWriter
-from agentkit.types import Message, RunResult, Step, ToolCall, Usage
-from agentkit._threads import _iterate_in_thread
-from agentkit._dropping import DROP_REASONS, answer_only_format, drop_calls
-from agentkit._grounding import ungrounded_calls
-from agentkit._judging import unfit_calls
-from agentkit._pruning import prune_calls
+from agentkit.types import DiscardedCall, Message, RunResult, SamplingSettings, Step, ToolCall, Usage
+from agentkit._threads import iterate_in_thread
+
+
+@dataclass
+class _CheckedStep:
+    """A parsed step as the step checks leave it: the step, the generation it now comes from, its usage, the discards."""
+
+    step: ParsedStep
+    generation: Generation
+    usage: Usage
+    discarded: list[DiscardedCall] = field(default_factory=list)
 
 
 class Agent:
@@ -46,15 +55,13 @@ class Agent:
             their own, and none for tool-tuned models whose template renders the tools (they know
             how to call; a generic example only gives them a fictional tool to copy); [] uses none.
         limits: bounds the grammar puts on a step (thought length, calls per step, string sizes).
-        max_step_tokens: most tokens the model may write in one step.
-        temperature, top_p, seed: sampling; temperature 0 is greedy.
+        sampling: `SamplingSettings` (max_step_tokens, temperature, top_p, seed); the default is
+            greedy decoding with at most 512 tokens a step.
         max_invalid_retries: how often an unparseable reply is fed back for a retry (remote backends).
-        tool_timeout, max_output_chars, max_output_bytes: defaults for tools that set none.
-        step_timeout: time limit for all the calls of one step together (None: no step limit).
-        approve: called as `approve(call, tool)` before each call to a tool marked
-            `requires_approval=True` (all tools with `approve_all=True`); only True lets it run.
-        allow_tools, deny_tools: names of the only tools that may run / tools that never run.
-        A denied call becomes an error observation the model reads (see `ToolPolicy`).
+        step_checks: checks run on each step's calls before they run, in order; each may discard
+            calls (`agentkit.checks`). The default, `DEFAULT_STEP_CHECKS`, prunes extra calls
+            (`agentkit` format only), discards calls with invented values (every format) and has
+            the model judge a first step's calls (native formats only); () turns them all off.
         trace: a JSONL file every run appends its events to (see `agentkit.trace`).
         tool_format: the syntax the model writes steps in (see `agentkit.formats`): "auto" (the
             default) picks the format the backend's chat template was tuned on, else "agentkit";
@@ -62,6 +69,9 @@ class Agent:
         context: what a run does when it would overflow the model's context window (see
             `agentkit.context`): "error" (the default: `ContextOverflowError` with the partial
             run), "drop_oldest", "summarize", or a `ContextPolicy`.
+
+    How tools run (time limits, output sizes, allow/deny lists, approval) is the `ToolRegistry`'s
+    to say: pass `tools=ToolRegistry([...], timeout=..., step_timeout=..., policy=ToolPolicy(...))`.
 
     Example:
         >>> from agentkit.testing import ScriptedBackend
@@ -84,19 +94,9 @@ class Agent:
         max_steps: int = 10,
         examples: Iterable[Example] | None = None,
         limits: StepLimits | None = None,
-        max_step_tokens: int = 512,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        seed: int | None = None,
+        sampling: SamplingSettings = SamplingSettings(),
         max_invalid_retries: int = 2,
-        tool_timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
-        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
-        step_timeout: float | None = None,
-        approve: Approver | None = None,
-        approve_all: bool = False,
-        allow_tools: Iterable[str] | None = None,
-        deny_tools: Iterable[str] = (),
+        step_checks: Sequence[StepCheck] = DEFAULT_STEP_CHECKS,
         trace: str | os.PathLike[str] | None = None,
         tool_format: str | ToolFormat = "auto",
         context: ContextPolicy | str | None = None,
@@ -104,22 +104,11 @@ class Agent:
         if max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {max_steps}.")
         self.backend = backend
-        policy = ToolPolicy(allow=allow_tools, deny=deny_tools, approve=approve, approve_all=approve_all)
-        if isinstance(tools, ToolRegistry):
-            if approve is not None or approve_all or allow_tools is not None or tuple(deny_tools) or step_timeout is not None:
-                raise ValueError(
-                    "Pass approve/allow_tools/deny_tools/step_timeout either to the Agent with a list of tools, "
-                    "or to your ToolRegistry (policy=ToolPolicy(...), step_timeout=...), not both."
-                )
-            self.registry = tools
-        else:
-            self.registry = ToolRegistry(
-                tools, timeout=tool_timeout, step_timeout=step_timeout, max_output_chars=max_output_chars,
-                max_output_bytes=max_output_bytes, policy=policy,
-            )
+        self.registry = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
+        policy = self.registry.policy
         unknown = set(policy.deny | (policy.allow or set())) - set(self.registry.names)
         if unknown:
-            raise ValueError(f"allow_tools/deny_tools name unknown tools {sorted(unknown)}; the tools are {self.registry.names}.")
+            raise ValueError(f"The ToolPolicy's allow/deny lists name unknown tools {sorted(unknown)}; the tools are {self.registry.names}.")
         self.instructions = instructions
         self.output_type = output_type
         self.max_steps = max_steps
@@ -133,13 +122,14 @@ class Agent:
         if examples is None:
             examples = [] if self.native_tools else DEFAULT_EXAMPLES
         self.examples = list(examples)
-        self.max_step_tokens = max_step_tokens
-        self.temperature = temperature
-        self.top_p = top_p
-        self.seed = seed
+        self.sampling = sampling
         self.max_invalid_retries = max_invalid_retries
+        self.step_checks = tuple(step_checks)
+        for check in self.step_checks:
+            if not callable(check) or not isinstance(getattr(check, "name", None), str):
+                raise TypeError(f"step_checks holds {check!r}: a step check has a `name` and is awaited as check(context, step).")
         self._constraint = tool_format.constraint()
-        # The same format that can only answer: asked when a step check dropped every call of a step.
+        # The same format that can only answer: asked when the step checks discarded every call of a step.
         self._answer_format = answer_only_format(tool_format, output_type)
         self._tool_specs = self.registry.function_specs() if self.native_tools else None
         self.trace_path = trace
@@ -148,11 +138,6 @@ class Agent:
             Message(role="system", content=system_prompt(instructions, self.registry, tool_format, native_tools=self.native_tools)),
             *example_messages(self.examples, tool_format),
         ]
-
-    @property
-    def step_format(self) -> ToolFormat:
-        """The agent's `ToolFormat` (the older name of `tool_format`)."""
-        return self.tool_format
 
     def first_messages(self, task: str, history: Sequence[Message] = (), images: Sequence[Any] = ()) -> list[Message]:
         """The messages the model sees at step 1: system prompt, few-shot turns, history, then the task.
@@ -235,7 +220,7 @@ class Agent:
 
     def aiter(
         self, task: str, *, history: Sequence[Message] = (), result: RunResult | None = None, images: Sequence[Any] = ()
-    ) -> AsyncIterator[Step]:
+    ) -> AsyncGenerator[Step, None]:
         """Async `iter`."""
         return self._aiter(task, RunResult() if result is None else result, history, images)
 
@@ -258,7 +243,7 @@ class Agent:
                 loop.close()
         else:
             # Called from async code (e.g. a notebook): run the loop in a helper thread instead.
-            yield from _iterate_in_thread(steps)
+            yield from iterate_in_thread(steps)
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -275,12 +260,12 @@ class Agent:
 
     async def _aiter(
         self, task: str, result: RunResult, history: Sequence[Message] = (), images: Sequence[Any] = ()
-    ) -> AsyncIterator[Step]:
+    ) -> AsyncGenerator[Step, None]:
         self._check_images(images)
         trace = TraceWriter(self.trace_path) if self.trace_path is not None else None
         try:
             if trace:
-                trace.event("run_start", task=task, **self._describe())
+                trace.event("run_start", task=task, **self.describe())
             async for step in self._steps(task, result, trace, history, images):
                 yield step
             if trace:
@@ -299,12 +284,12 @@ class Agent:
 
     async def _steps(
         self, task: str, result: RunResult, trace: TraceWriter | None, history: Sequence[Message], images: Sequence[Any]
-    ) -> AsyncIterator[Step]:
+    ) -> AsyncGenerator[Step, None]:
         started = time.perf_counter()
         messages = self.first_messages(task, history, images)
         result.messages = messages
         keeper = ContextKeeper(
-            self.context, self.backend, first_droppable=len(self._prefix), reserve=self.max_step_tokens, tools=self._tool_specs
+            self.context, self.backend, first_droppable=len(self._prefix), reserve=self.sampling.max_step_tokens, tools=self._tool_specs
         )
         for index in range(1, self.max_steps + 1):
             step = await self._next_step(index, messages, result, trace, keeper)
@@ -338,8 +323,15 @@ class Agent:
             partial=result,
         )
 
-    def _describe(self) -> dict[str, Any]:
-        """What a trace records about the agent: enough to tell whether a replay matches it."""
+    def describe(self) -> dict[str, Any]:
+        """The agent's settings as a trace's `run_start` event records them: enough to tell whether a replay matches.
+
+        Example:
+            >>> from agentkit.testing import ScriptedBackend
+            >>> described = Agent(ScriptedBackend([])).describe()
+            >>> described["tool_format"], described["step_checks"]
+            ('agentkit', ["prune_calls(formats=('agentkit',))", 'grounded_calls', "judged_calls(skip_formats=('agentkit',), first_step_only=True)"])
+        """
         schema = json.dumps(self._constraint, sort_keys=True).encode()
         return {
             "backend": getattr(self.backend, "name", type(self.backend).__name__),
@@ -347,18 +339,14 @@ class Agent:
             "tool_format": self.tool_format.name,
             "schema_hash": hashlib.sha256(schema).hexdigest()[:16],
             "max_steps": self.max_steps,
-            "temperature": self.temperature,
-            "seed": self.seed,
+            "sampling": self.sampling.model_dump(),
+            "step_checks": [describe_check(c) for c in self.step_checks],
         }
 
     async def _next_step(
         self, index: int, messages: list[Message], result: RunResult, trace: TraceWriter | None, keeper: ContextKeeper
     ) -> Step:
-        """Ask the backend for a valid step, feeding parse errors back up to `max_invalid_retries` times.
-
-        The conversation is fitted to the context window first (`keeper`); an overflow the backend
-        reports anyway compacts once more and retries, until the policy has nothing left to compact.
-        """
+        """Fit the context, generate, parse (feeding errors back up to `max_invalid_retries` times), check the calls, record."""
         usage = Usage()
         rejected: list[str] = []
         retry_messages: list[Message] = []  # rejected replies and their feedback, for this step only
@@ -368,107 +356,108 @@ class Agent:
                 messages=[*messages, *retry_messages],
                 **self._constraint,
                 tools=self._tool_specs,
-                max_tokens=self.max_step_tokens,
-                temperature=self.temperature,
-                top_p=self.top_p,
-                seed=None if self.seed is None else self.seed + index + len(rejected),
+                **self._sampling_fields(index + len(rejected)),
             )
-            try:
-                generation = await self.backend.agenerate(request)
-            except ContextOverflowError as exc:
-                try:
-                    compacted = await self._fit_context(keeper, keeper.after_overflow(messages, index), result, trace)
-                except ContextOverflowError as inner:
-                    exc = inner
-                    compacted = False
-                if compacted:
-                    continue
-                exc.partial = result
-                raise exc from None
+            generation = await self._generate(request, index, messages, result, trace, keeper)
+            if generation is None:
+                continue  # the conversation was compacted after an overflow: ask again
             usage = usage + Usage.of(generation)
             try:
-                if generation.finish_reason == "length":
-                    raise StepParseError(
-                        f"The reply was cut off at max_step_tokens={self.max_step_tokens}. Write a shorter step."
-                    )
-                parsed = self.step_format.parse(generation.text, step_index=index)
+                parsed = self._parse(generation, index)
+                break
             except StepParseError as exc:
                 if trace:
                     self._trace_model_call(trace, index, len(rejected) + 1, generation, error=str(exc))
                 rejected.append(generation.text)
-                if len(rejected) > self.max_invalid_retries:
-                    result.usage = result.usage + usage  # the rejected attempts cost tokens too
-                    raise InvalidStepError(
-                        f"Step {index}: the model returned {len(rejected)} replies that are not valid steps; the "
-                        f"last error was: {exc} Use a backend with constrained decoding, raise "
-                        "max_invalid_retries, or raise max_step_tokens if replies are cut off.",
-                        outputs=rejected,
-                        partial=result,
-                    ) from None
-                retry_messages += [
-                    Message(role="assistant", content=generation.text),
-                    invalid_step_message(str(exc), self.step_format),
-                ]
-                continue
-            if trace:
-                self._trace_model_call(trace, index, len(rejected) + 1, generation, error=None)
-            dropped: list[ToolCall] = []
-            prune, grounded, judged = self.step_format.limits.call_checks(self.step_format.name)
-            if prune:
-                parsed, dropped = await prune_calls(self.backend, request, parsed, self.step_format)
-                if dropped and trace:
-                    trace.event("calls_dropped", step=index, calls=[c.model_dump(mode="json") for c in dropped])
-            guesses: list[ToolCall] = []
-            if grounded and parsed.calls:
-                conversation = "\n".join(m.content for m in messages[len(self._prefix) :])
-                parsed, guesses, generation, usage = await self._drop(
-                    trace, index, len(rejected), request, parsed, ungrounded_calls(parsed, self.registry, conversation),
-                    "ungrounded", generation, usage,
-                )
-            unfit: list[ToolCall] = []
-            if judged and parsed.calls and index == 1:  # a run's first step decides whether a tool fits at all
-                task = next(m.content for m in reversed(messages) if m.role == "user")
-                parsed, unfit, generation, usage = await self._drop(
-                    trace, index, len(rejected), request, parsed, await unfit_calls(self.backend, parsed, self.registry, task),
-                    "unfit", generation, usage,
-                )
-            result.context_tokens = generation.prompt_tokens or keeper.last_tokens
-            # The history shows the step as carried out (without the calls that were dropped), and calls
-            # in the format's own spelling: Qwen writes bare JSON, its template documents <tool_call> tags,
-            # and a model that sees its bare calls answered keeps writing calls instead of answering.
-            carried_out = self.step_format.render(parsed) if dropped or guesses or unfit or parsed.calls else generation.text
-            messages.append(Message(role="assistant", content=carried_out))
-            return Step(
-                index=index,
-                thought=parsed.thought,
-                calls=parsed.calls,
-                is_final=parsed.is_final,
-                output=parsed.final_answer,
-                raw_output=generation.text,
-                dropped_calls=dropped,
-                guessed_calls=guesses,
-                unfit_calls=unfit,
-                rejected_outputs=rejected,
-                usage=usage,
-            )
-
-    async def _drop(
-        self, trace: TraceWriter | None, index: int, attempts: int, request: GenerationRequest, parsed: ParsedStep,
-        doomed: list[ToolCall], reason: str, generation: Generation, usage: Usage,
-    ) -> tuple[ParsedStep, list[ToolCall], Generation, Usage]:
-        """Drop `doomed` calls of a step (asking for an answer when none is left); trace and count it."""
-        parsed, dropped, answer = await drop_calls(
-            self.backend, request, parsed, doomed, self._answer_format, reason=DROP_REASONS[reason], step_index=index
+                self._give_up_after(rejected, exc, index, result, usage)
+                retry_messages += [Message(role="assistant", content=generation.text), invalid_step_message(str(exc), self.tool_format)]
+        if trace:
+            self._trace_model_call(trace, index, len(rejected) + 1, generation, error=None)
+        checked = _CheckedStep(parsed, generation, usage)
+        await self._check(checked, self._check_context(request, index, messages), trace, attempt=len(rejected) + 2)
+        result.context_tokens = checked.generation.prompt_tokens or keeper.last_tokens
+        # The history shows the step as carried out (without the discarded calls), and calls in the
+        # format's own spelling: Qwen writes bare JSON, its template documents <tool_call> tags, and
+        # a model that sees its bare calls answered keeps writing calls instead of answering.
+        step = checked.step
+        carried_out = self.tool_format.render(step) if checked.discarded or step.calls else checked.generation.text
+        messages.append(Message(role="assistant", content=carried_out))
+        return Step(
+            index=index, thought=step.thought, calls=step.calls, is_final=step.is_final, output=step.final_answer,
+            raw_output=checked.generation.text, discarded=checked.discarded, rejected_outputs=rejected, usage=checked.usage,
         )
-        if answer is not None:
-            if trace:
-                self._trace_model_call(trace, index, attempts + 2, answer, error=None if dropped else "not a valid answer")
-            usage = usage + Usage.of(answer)
-            if dropped:
-                generation = answer  # the step is now this answer
-        if dropped and trace:
-            trace.event("calls_dropped", step=index, calls=[c.model_dump(mode="json") for c in dropped], reason=reason)
-        return parsed, dropped, generation, usage
+
+    def _sampling_fields(self, seed_offset: int) -> dict[str, Any]:
+        """The request's sampling fields; each model call of a run gets its own seed (`seed + seed_offset`)."""
+        s = self.sampling
+        seed = None if s.seed is None else s.seed + seed_offset
+        return {"max_tokens": s.max_step_tokens, "temperature": s.temperature, "top_p": s.top_p, "seed": seed}
+
+    async def _generate(
+        self, request: GenerationRequest, index: int, messages: list[Message], result: RunResult, trace: TraceWriter | None,
+        keeper: ContextKeeper,
+    ) -> Generation | None:
+        """The backend's reply; None when it reported an overflow and the conversation was compacted (ask again)."""
+        try:
+            return await self.backend.agenerate(request)
+        except ContextOverflowError as exc:
+            try:
+                compacted = await self._fit_context(keeper, keeper.after_overflow(messages, index), result, trace)
+            except ContextOverflowError as inner:
+                exc, compacted = inner, False
+            if compacted:
+                return None
+            exc.partial = result
+            raise exc from None
+
+    def _parse(self, generation: Generation, index: int) -> ParsedStep:
+        if generation.finish_reason == "length":
+            raise StepParseError(
+                f"The reply was cut off at max_step_tokens={self.sampling.max_step_tokens}. Write a shorter step."
+            )
+        return self.tool_format.parse(generation.text, step_index=index)
+
+    def _give_up_after(self, rejected: list[str], exc: StepParseError, index: int, result: RunResult, usage: Usage) -> None:
+        """Raise `InvalidStepError` once more replies were rejected than `max_invalid_retries` allows."""
+        if len(rejected) <= self.max_invalid_retries:
+            return
+        result.usage = result.usage + usage  # the rejected attempts cost tokens too
+        raise InvalidStepError(
+            f"Step {index}: the model returned {len(rejected)} replies that are not valid steps; the "
+            f"last error was: {exc} Use a backend with constrained decoding, raise "
+            "max_invalid_retries, or raise max_step_tokens if replies are cut off.",
+            outputs=rejected,
+            partial=result,
+        ) from None
+
+    def _check_context(self, request: GenerationRequest, index: int, messages: list[Message]) -> CheckContext:
+        return CheckContext(
+            backend=self.backend, request=request, step_index=index,
+            task=next((m.content for m in reversed(messages) if m.role == "user"), ""),
+            conversation="\n".join(m.content for m in messages[len(self._prefix) :]),
+            registry=self.registry, tool_format=self.tool_format,
+        )
+
+    async def _check(self, checked: _CheckedStep, context: CheckContext, trace: TraceWriter | None, *, attempt: int) -> None:
+        """Run the step checks in order on `checked`'s step, carrying out their discards (asking for an answer when no call is left)."""
+        for check in self.step_checks:
+            if not checked.step.calls:
+                return  # an answer, or a step answered after its calls were discarded: nothing to check
+            verdict = [d for d in await check(context, checked.step) if d.call in checked.step.calls]
+            checked.step, done, answer = await discard_calls(
+                self.backend, context.request, checked.step, verdict, self._answer_format, step_index=context.step_index
+            )
+            if answer is not None:
+                if trace:
+                    self._trace_model_call(trace, context.step_index, attempt, answer, error=None if done else "not a valid answer")
+                checked.usage = checked.usage + Usage.of(answer)
+                if done:
+                    checked.generation = answer  # the step is now this answer
+            checked.discarded += [DiscardedCall(call=d.call, reason=d.reason, check=check.name) for d in done]
+            for reason, same in groupby(done, key=lambda d: d.reason):
+                if trace:
+                    calls = [d.call.model_dump(mode="json") for d in same]
+                    trace.event("calls_dropped", step=context.step_index, calls=calls, reason=reason, check=check.name)
 
     @staticmethod
     async def _fit_context(keeper: ContextKeeper, fitting: Any, result: RunResult, trace: TraceWriter | None) -> bool:

@@ -82,8 +82,8 @@ class Backend(Protocol):
 class Scorer(Protocol):
     """A backend that can also say how likely given replies are (the local engine can; remote servers can't).
 
-    The agent uses it to check a step's extra tool calls against the same step without them
-    (`StepLimits.prune_calls`).
+    Step checks use it: to weigh a step's extra tool calls against the same step without them
+    (`agentkit.checks.PruneCalls`), and to have the model judge a call (`agentkit.checks.JudgedCalls`).
     """
 
     def score(self, request: GenerationRequest, replies: list[str]) -> list[float]:

@@ -4,8 +4,11 @@ A run killed half-way leaves a valid trace up to its last event (`read_trace` sk
 line). Events, each with `event`, `run_id` and `time` (Unix seconds):
 
 - `run_start`: task, backend, tools, schema_hash (same tools and limits, same grammar), settings
+  (`Agent.describe()`: max_steps, sampling, step_checks)
 - `model_call`: step, attempt, output (the model's text), valid, error, prompt/completion tokens,
   seconds, finish_reason, engine details
+- `calls_dropped`: step, calls, reason, check: calls a step check discarded (`agentkit.checks`)
+- `context_compacted`: step, strategy, tokens before and after, messages (`agentkit.context`)
 - `tool_call`: step, call (id, name, arguments)
 - `observation`: step, call_id, name, content, is_error, error_type, truncated, seconds
 - `run_end`: output, steps, usage, seconds

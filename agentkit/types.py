@@ -83,11 +83,25 @@ class Observation(BaseModel):
     value: Any = Field(default=None, exclude=True, repr=False)  # the raw return value, for user code (never printed: it may be hostile)
 
 
+class DiscardedCall(BaseModel):
+    """A call the model wrote that a step check discarded (it never ran), why, and which check did.
+
+    Example:
+        >>> DiscardedCall(call=ToolCall(id="1", name="rm", arguments={}), reason="it deletes files", check="no_deletes").check
+        'no_deletes'
+    """
+
+    call: ToolCall
+    reason: str  # as the model reads it, when the step is left without calls and it is asked to answer
+    check: str  # the check's `name` (see `agentkit.checks`)
+
+
 class Step(BaseModel):
     """One turn of the planner loop: the model's output and what came of it.
 
     A step either calls tools (`calls`, with one `observations` entry per call) or ends the run
-    (`is_final`, with `output`).
+    (`is_final`, with `output`). `discarded` holds the calls the model wrote that a step check
+    kept from running (`agentkit.checks`); `raw_output` is the model's text as written.
     """
 
     index: int
@@ -97,12 +111,31 @@ class Step(BaseModel):
     is_final: bool = False
     output: Any = None
     raw_output: str = ""
-    dropped_calls: list[ToolCall] = Field(default_factory=list)  # written, but less likely than stopping (`StepLimits.prune_calls`)
-    guessed_calls: list[ToolCall] = Field(default_factory=list)  # written with invented values only (`StepLimits.grounded_calls`)
-    unfit_calls: list[ToolCall] = Field(default_factory=list)  # judged by the model not to fit the task (`StepLimits.judged_calls`)
+    discarded: list[DiscardedCall] = Field(default_factory=list)  # written, but not run: a step check discarded them
     rejected_outputs: list[str] = Field(default_factory=list)  # invalid replies that were retried
     usage: Usage = Field(default_factory=Usage)
     tool_seconds: float = 0.0
+
+
+class SamplingSettings(BaseModel):
+    """How the agent samples each step: `Agent(sampling=SamplingSettings(...))`.
+
+    max_step_tokens: most tokens the model may write in one step (a longer reply is cut off and retried).
+    temperature: 0 (the default) is greedy decoding.
+    top_p: nucleus sampling's probability mass (1.0: all tokens).
+    seed: makes sampled runs repeatable (each model call of a run gets its own seed from it).
+
+    Example:
+        >>> SamplingSettings(temperature=0.7, seed=1).max_step_tokens
+        512
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    max_step_tokens: int = Field(default=512, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int | None = None
 
 
 class Compaction(BaseModel):

@@ -27,6 +27,34 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer", help="tokenizer folder for --random-8b (default: the embedded SmolLM2's)")
 
 
+CHECK_OPTIONS = {"prune": "prune_calls", "grounded": "grounded_calls", "judged": "judged_calls"}
+
+
+def add_check_options(parser: argparse.ArgumentParser) -> None:
+    """--prune-calls/--grounded-calls/--judged-calls auto|on|off: the agent's step checks (agentkit.checks)."""
+    for flag, name in CHECK_OPTIONS.items():
+        parser.add_argument(
+            f"--{flag}-calls", choices=["auto", "on", "off"], default="auto",
+            help=f"the {name} step check: auto (its default scope), on (every format), off",
+        )
+
+
+def step_checks(args: argparse.Namespace) -> tuple:
+    """The step checks the --*-calls options ask for, in the default order."""
+    import dataclasses
+
+    from agentkit.checks import DEFAULT_STEP_CHECKS
+
+    chosen = []
+    for check in DEFAULT_STEP_CHECKS:
+        setting = getattr(args, check.name)
+        if setting == "on":  # every format (a judged check still looks at a run's first step only)
+            check = dataclasses.replace(check, formats=None, skip_formats=())
+        if setting != "off":
+            chosen.append(check)
+    return tuple(chosen)
+
+
 def load_engine(args: argparse.Namespace, *, backend: str | None = None, **options):
     """An engine for the benchmark's model options; `options` go to the engine (e.g. max_batch).
 

@@ -17,12 +17,11 @@ import json
 import time
 from pathlib import Path
 
-from _models import add_model_options, device_label, load_engine
+from _models import add_check_options, add_model_options, device_label, load_engine, step_checks
 
 from agentkit.evals.bfcl import CATEGORIES, evaluate, rescore
 from agentkit.formats import make_tool_format
 from agentkit.registry import ToolRegistry
-from agentkit.steps import StepLimits
 
 CALL_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
 
@@ -44,17 +43,12 @@ def main() -> None:
     parser.add_argument("--no-unconstrained", action="store_true", help="skip the unconstrained controls")
     parser.add_argument("--baseline", action="store_true",
                         help="also the 'no agentkit' baseline: the model's own template, free decoding, vLLM's hermes parser")
-    parser.add_argument("--prune-calls", choices=["auto", "on", "off"], default="auto", help="StepLimits.prune_calls")
-    parser.add_argument("--grounded-calls", choices=["auto", "on", "off"], default="auto", help="StepLimits.grounded_calls")
-    parser.add_argument("--judged-calls", choices=["auto", "on", "off"], default="auto", help="StepLimits.judged_calls")
+    add_check_options(parser)
     parser.add_argument("--out-dir", type=Path, default=None, help="write each configuration's JSON report here")
     args = parser.parse_args()
 
     engine = load_engine(args)
-    choice = {"auto": None, "on": True, "off": False}
-    limits = StepLimits(
-        prune_calls=choice[args.prune_calls], grounded_calls=choice[args.grounded_calls], judged_calls=choice[args.judged_calls]
-    )
+    checks = step_checks(args)
     categories = args.categories.split(",")
     rows = []
     configs = [(f, c, False) for f in args.formats.split(",") if f for c in ((True, False) if not args.no_unconstrained else (True,))]
@@ -63,7 +57,7 @@ def main() -> None:
     for tool_format, constrained, baseline in configs:
         started = time.perf_counter()
         report = evaluate(engine, categories, limit=args.limit, tool_format="auto" if baseline else tool_format,
-                          constrained=constrained, template_baseline=baseline, limits=limits)
+                          constrained=constrained, template_baseline=baseline, step_checks=checks)
         tool_format = report.tool_format if tool_format == "auto" else tool_format
         if args.out_dir:
             args.out_dir.mkdir(parents=True, exist_ok=True)

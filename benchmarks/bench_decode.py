@@ -122,7 +122,7 @@ def main() -> None:
 
     engine = load_engine(args, backend="torch")  # HF generate runs on the same torch model
     agent = build_agent(engine)
-    schema = agent.step_format.grammar_schema()
+    schema = agent.tool_format.grammar_schema()
 
     import outlines
     from outlines.backends import get_json_schema_logits_processor

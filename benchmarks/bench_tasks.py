@@ -21,11 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-from _models import add_model_options, device_label, load_engine
+from _models import add_check_options, add_model_options, device_label, load_engine, step_checks
 from tasks_data import CUSTOM_TOOLS, TASKS, Task, solved
 
 from agentkit import Agent, AgentkitError, tool
-from agentkit.steps import StepLimits
+from agentkit.checks import DEFAULT_STEP_CHECKS, describe_check
 from agentkit.tools import calculator, file_tools, http_tools, sql_tool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,9 +55,9 @@ def question_for(task: Task, weather_url: str) -> str:
     return task.question
 
 
-def run_task(engine, task: Task, builtins: dict[str, list], weather_url: str, max_steps: int, limits: StepLimits | None = None) -> dict:
+def run_task(engine, task: Task, builtins: dict[str, list], weather_url: str, max_steps: int, checks=DEFAULT_STEP_CHECKS) -> dict:
     started = time.perf_counter()
-    agent = Agent(engine, tools=tools_for(task, builtins), max_steps=max_steps, limits=limits)
+    agent = Agent(engine, tools=tools_for(task, builtins), max_steps=max_steps, step_checks=checks)
     row = {"id": task.id, "kind": task.kind, "solved": False, "steps": 0, "invalid": 0, "calls": 0, "answer": None, "error": None}
     try:
         result = agent.run(question_for(task, weather_url))
@@ -84,16 +84,11 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=6)
     parser.add_argument("--json", type=Path, default=None, help="write every task's run here")
     parser.add_argument("-v", "--verbose", action="store_true")
-    parser.add_argument("--prune-calls", choices=["auto", "on", "off"], default="auto", help="StepLimits.prune_calls")
-    parser.add_argument("--grounded-calls", choices=["auto", "on", "off"], default="auto", help="StepLimits.grounded_calls")
-    parser.add_argument("--judged-calls", choices=["auto", "on", "off"], default="auto", help="StepLimits.judged_calls")
+    add_check_options(parser)
     args = parser.parse_args()
     from weather_service import start
 
-    choice = {"auto": None, "on": True, "off": False}
-    limits = StepLimits(
-        prune_calls=choice[args.prune_calls], grounded_calls=choice[args.grounded_calls], judged_calls=choice[args.judged_calls]
-    )
+    checks = step_checks(args)
     tasks = [t for t in TASKS if not args.only or t.id in args.only.split(",")]
     engine = load_engine(args)
     url, _, stop = start()
@@ -101,7 +96,7 @@ def main() -> None:
         builtins = builtin_tools(url)
         rows = []
         for task in tasks:
-            row = run_task(engine, task, builtins, url, args.max_steps, limits)
+            row = run_task(engine, task, builtins, url, args.max_steps, checks)
             rows.append(row)
             mark = "✓" if row["solved"] else "✗"
             print(f"{mark} {task.id:<14} steps {row['steps']} calls {row['calls']} invalid {row['invalid']} "
@@ -114,7 +109,7 @@ def main() -> None:
     solved_count = sum(r["solved"] for r in rows)
     summary = {
         "library": "agentkit", "model": engine.name, "device": device_label(engine), "date": time.strftime("%Y-%m-%d"),
-        "prune_calls": args.prune_calls, "grounded_calls": args.grounded_calls, "tasks": len(rows), "solved": solved_count, "steps": sum(r["steps"] for r in rows),
+        "step_checks": [describe_check(c) for c in checks], "tasks": len(rows), "solved": solved_count, "steps": sum(r["steps"] for r in rows),
         "invalid": sum(r["invalid"] for r in rows), "seconds": round(sum(r["seconds"] for r in rows), 1),
     }
     print(f"\n| library | model | solved | steps | invalid replies | seconds |\n|---|---|---|---|---|---|\n"

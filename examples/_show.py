@@ -48,12 +48,8 @@ def print_step(step: Step) -> None:
     print(f"step {step.index} ({step.usage.completion_tokens} tokens, {step.usage.generation_seconds:.1f} s): {step.raw_output}")
     for observation in step.observations:
         print(f"  -> {observation.name}: {observation.content[:300]}")
-    for call in step.dropped_calls:
-        print(f"  (not run, less likely than stopping: {call.name}({call.arguments}))")
-    for call in step.guessed_calls:
-        print(f"  (not run, its values are not in the conversation: {call.name}({call.arguments}))")
-    for call in step.unfit_calls:
-        print(f"  (not run, judged unfit for the task: {call.name}({call.arguments}))")
+    for discarded in step.discarded:
+        print(f"  (not run, {discarded.reason}: {discarded.call.name}({discarded.call.arguments}))")
     if step.is_final:
         print(f"answer: {step.output!r}" if not isinstance(step.output, str) else f"answer: {step.output}")
 

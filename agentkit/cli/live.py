@@ -45,15 +45,10 @@ def print_step(console: Console, step: Step) -> None:
         if len(content) > OBSERVATION_PREVIEW_CHARS:
             content = content[:OBSERVATION_PREVIEW_CHARS] + f"… [{len(observation.content)} chars]"
         console.print(f"    [{style}]→ {escape(content)}[/] [dim]{observation.duration_seconds:.2f} s[/]")
-    for call in step.dropped_calls:
+    for discarded in step.discarded:
+        call = discarded.call
         arguments = json.dumps(call.arguments, ensure_ascii=False)
-        console.print(f"  [dim strike]{escape(call.name)}({escape(arguments)})[/] [dim](not run: less likely than stopping)[/]")
-    for call in step.guessed_calls:
-        arguments = json.dumps(call.arguments, ensure_ascii=False)
-        console.print(f"  [dim strike]{escape(call.name)}({escape(arguments)})[/] [dim](not run: its values are not in the conversation)[/]")
-    for call in step.unfit_calls:
-        arguments = json.dumps(call.arguments, ensure_ascii=False)
-        console.print(f"  [dim strike]{escape(call.name)}({escape(arguments)})[/] [dim](not run: the model judged it unfit for the task)[/]")
+        console.print(f"  [dim strike]{escape(call.name)}({escape(arguments)})[/] [dim](not run: {escape(discarded.reason)})[/]")
     if step.is_final:
         console.print(Panel(escape(_render_output(step.output)), title="answer", border_style="green", expand=False))
 

@@ -26,11 +26,12 @@ from pydantic import BaseModel, Field
 
 from agentkit.agent import Agent
 from agentkit.backend import Backend, Generation, GenerationRequest, Scorer
+from agentkit.checks import DEFAULT_STEP_CHECKS, StepCheck
 from agentkit.errors import AgentkitError
 from agentkit.prompting import Example
 from agentkit.steps import StepLimits
 from agentkit.tool import Tool
-from agentkit.types import Message, Step
+from agentkit.types import Message, SamplingSettings, Step
 
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
 INSTALL_HINT = "pip install --no-deps bfcl-eval"
@@ -206,7 +207,7 @@ class UnconstrainedBackend:
 
 def run_case(
     backend: Backend, case: BfclCase, *, tool_format: str = "auto", examples: Sequence[Example] | None = None,
-    limits: StepLimits | None = None, max_step_tokens: int = 256,
+    limits: StepLimits | None = None, max_step_tokens: int = 256, step_checks: Sequence[StepCheck] = DEFAULT_STEP_CHECKS,
 ) -> CaseResult:
     """Take one agent step on a BFCL test and score its calls with BFCL's checker."""
     started = time.perf_counter()
@@ -216,7 +217,7 @@ def run_case(
     history = [Message(role=m["role"], content=m["content"]) for m in turns[:-1]]  # type: ignore[arg-type]
     agent = Agent(
         backend, tools=tools, instructions=instructions, tool_format=tool_format, examples=examples, limits=limits,
-        max_steps=1, max_invalid_retries=0, max_step_tokens=max_step_tokens,
+        max_steps=1, max_invalid_retries=0, sampling=SamplingSettings(max_step_tokens=max_step_tokens), step_checks=step_checks,
     )
     result = CaseResult(id=case.id, category=case.category, correct=False)
     try:
@@ -229,7 +230,7 @@ def run_case(
         return result
     result.raw_output = step.raw_output
     result.calls = [{names.get(c.name, c.name): c.arguments} for c in step.calls]
-    result.not_run = [{names.get(c.name, c.name): c.arguments} for c in (*step.dropped_calls, *step.guessed_calls, *step.unfit_calls)]
+    result.not_run = [{names.get(d.call.name, d.call.name): d.call.arguments} for d in step.discarded]
     result.answer = None if not step.is_final else str(step.output)
     if case.category == "irrelevance":
         result.correct = not step.calls
@@ -328,13 +329,14 @@ def evaluate(
     backend: Backend, categories: Sequence[str] = CATEGORIES, *, limit: int | None = None, tool_format: str = "auto",
     constrained: bool = True, examples: Sequence[Example] | None = None, limits: StepLimits | None = None,
     max_step_tokens: int = 256, model_name: str = "", on_case: Callable[[CaseResult], None] | None = None,
-    template_baseline: bool = False,
+    template_baseline: bool = False, step_checks: Sequence[StepCheck] = DEFAULT_STEP_CHECKS,
 ) -> BfclReport:
     """Run BFCL categories on a backend and score them.
 
     `template_baseline` runs the "no agentkit" baseline instead of the agent: the question and the
     tools in the model's own chat template, free decoding, calls read the way vLLM's hermes parser
-    reads them (`<tool_call>` blocks of JSON; anything else is text).
+    reads them (`<tool_call>` blocks of JSON; anything else is text). `step_checks` are the agent's
+    checks of its calls (`agentkit.checks`; the defaults unless given).
 
     Example:
         >>> report = evaluate(LocalEngine.default(), ["simple_python"], limit=20)   # doctest: +SKIP
@@ -351,7 +353,10 @@ def evaluate(
             if template_baseline:
                 outcome = run_template_case(backend, case, max_step_tokens=max_step_tokens)
             else:
-                outcome = run_case(chosen, case, tool_format=tool_format, examples=examples, limits=limits, max_step_tokens=max_step_tokens)
+                outcome = run_case(
+                    chosen, case, tool_format=tool_format, examples=examples, limits=limits, max_step_tokens=max_step_tokens,
+                    step_checks=step_checks,
+                )
             results.append(outcome)
             if on_case:
                 on_case(outcome)

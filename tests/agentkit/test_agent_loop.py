@@ -19,8 +19,10 @@ from agentkit import (
     InvalidStepError,
     MaxStepsExceeded,
     RunResult,
+    SamplingSettings,
     Step,
     StepLimits,
+    ToolRegistry,
     tool,
 )
 from agentkit.testing import FunctionBackend, ScriptedBackend
@@ -94,7 +96,7 @@ def test_two_step_run_gives_output_steps_usage_and_messages():
     # The second request showed the model the tool's result.
     assert len(backend.requests) == 2
     assert any(m.role == "tool" and "391" in m.content for m in backend.requests[1].messages)
-    assert backend.requests[0].json_schema == agent.step_format.grammar_schema()
+    assert backend.requests[0].json_schema == agent.tool_format.grammar_schema()
 
 
 def test_several_calls_in_one_step_all_run_in_order():
@@ -236,7 +238,7 @@ def test_tool_timeout_becomes_an_observation_and_the_loop_continues():
     assert result.output == "gave up"
 
 
-def test_agent_tool_timeout_default_applies():
+def test_the_registry_timeout_applies_to_tools_without_their_own():
     @tool
     async def aslow() -> str:
         """Slow."""
@@ -244,7 +246,7 @@ def test_agent_tool_timeout_default_applies():
         return "late"
 
     backend = ScriptedBackend([{"calls": [{"name": "aslow", "arguments": {}}]}, final("x")])
-    result = Agent(backend, tools=[aslow], examples=[], tool_timeout=0.1).run("go")
+    result = Agent(backend, tools=ToolRegistry([aslow], timeout=0.1), examples=[]).run("go")
     assert result.steps[0].observations[0].error_type == "timeout"
 
 
@@ -312,7 +314,7 @@ def test_length_cut_reply_is_retried_with_a_hint():
             return generation
 
     backend = CutOnce(['{"final_answer": "39', final("391")])
-    result = Agent(backend, tools=[calculator], examples=[], max_step_tokens=7).run("?")
+    result = Agent(backend, tools=[calculator], examples=[], sampling=SamplingSettings(max_step_tokens=7)).run("?")
     assert result.output == "391"
     assert "max_step_tokens=7" in backend.requests[1].messages[-1].content
 
@@ -436,14 +438,20 @@ def test_default_example_is_used_when_none_given_and_not_when_empty():
 def test_request_carries_sampling_settings_and_grammar():
     backend = ScriptedBackend([final("ok")])
     agent = Agent(
-        backend, tools=[calculator], examples=[], temperature=0.7, top_p=0.9, seed=10, max_step_tokens=99,
+        backend, tools=[calculator], examples=[], sampling=SamplingSettings(temperature=0.7, top_p=0.9, seed=10, max_step_tokens=99),
         limits=StepLimits(answer_chars=50),
     )
     agent.run("x")
     request: GenerationRequest = backend.requests[0]
     assert (request.temperature, request.top_p, request.max_tokens) == (0.7, 0.9, 99)
     assert request.seed is not None
-    assert request.json_schema == agent.step_format.grammar_schema()
+    assert request.json_schema == agent.tool_format.grammar_schema()
+
+
+@pytest.mark.parametrize("settings", [{"temperature": -0.1}, {"top_p": 0.0}, {"top_p": 1.5}, {"max_step_tokens": 0}])
+def test_sampling_settings_that_cannot_work_are_refused(settings):
+    with pytest.raises(ValueError):
+        SamplingSettings(**settings)
 
 
 def test_the_same_agent_can_run_twice_independently():

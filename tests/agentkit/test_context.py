@@ -13,7 +13,7 @@ from typing import Annotated
 import pytest
 from pydantic import Field
 
-from agentkit import Agent, ContextOverflowError, ContextPolicy, MaxStepsExceeded, RemoteBackend, StepLimits, tool
+from agentkit import Agent, ContextOverflowError, ContextPolicy, MaxStepsExceeded, RemoteBackend, SamplingSettings, StepLimits, ToolRegistry, tool
 from agentkit.testing import FunctionBackend, ScriptedBackend
 from agentkit.trace import read_trace
 
@@ -62,7 +62,8 @@ def engine(smollm2_tokenizer, make_tiny_llama):
 
 
 def _agent(backend, **options):
-    return Agent(backend, tools=[read_page], examples=[], max_step_tokens=64, max_output_chars=20_000, **options)
+    tools = ToolRegistry([read_page], max_output_chars=20_000)
+    return Agent(backend, tools=tools, examples=[], sampling=SamplingSettings(max_step_tokens=64), **options)
 
 
 def test_the_default_stops_with_the_partial_run_and_exact_counts(engine):
@@ -187,8 +188,9 @@ def test_random_weights_with_drop_oldest_never_overflow(engine):
     compactions = 0
     for seed in range(30):
         agent = Agent(
-            engine, tools=[read_page], max_steps=4, max_step_tokens=reply, temperature=1.0, seed=seed,
-            context=ContextPolicy(strategy="drop_oldest", max_tokens=budget), max_output_chars=20_000,
+            engine, tools=ToolRegistry([read_page], max_output_chars=20_000), max_steps=4,
+            sampling=SamplingSettings(max_step_tokens=reply, temperature=1.0, seed=seed),
+            context=ContextPolicy(strategy="drop_oldest", max_tokens=budget),
             limits=StepLimits(max_calls=1, answer_chars=40),
         )
         try:

@@ -1,4 +1,4 @@
-"""A call whose numbers the model invented, with nothing taken from the conversation, is dropped (`StepLimits.grounded_calls`)."""
+"""A call whose numbers the model invented, with nothing taken from the conversation, is dropped (`agentkit.checks.GroundedCalls`)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Literal
 
 import pytest
 
-from agentkit import Agent, StepLimits, tool
-from agentkit._grounding import is_grounded
+from agentkit import Agent, tool
+from agentkit.checks import DEFAULT_STEP_CHECKS, GroundedCalls
+from agentkit.checks.grounding import is_grounded
 from agentkit.testing import ScriptedBackend
 from agentkit.trace import read_trace
 from agentkit.types import ToolCall
@@ -34,13 +35,18 @@ def test_an_invented_call_is_dropped_and_the_model_answers_instead(tmp_path):
     assert result.output == "Lima is the capital of Peru."
     assert made == []  # the guessed call never ran
     (step,) = result.steps
-    assert [c.arguments for c in step.guessed_calls] == [{"city": "Oslo", "days": 3}]
+    assert [(d.call.arguments, d.check) for d in step.discarded] == [({"city": "Oslo", "days": 3}, "grounded_calls")]
+    # The model is told which call was not run, and why (the check's reason).
+    assert backend.requests[1].messages[-1].content == (
+        "[get_forecast was not run: its values are not in the conversation. Answer the user without it.]"
+    )
     # The second request could only be answered: its schema has no way to call a tool.
     assert "calls" in str(backend.requests[0].json_schema) and "calls" not in str(backend.requests[1].json_schema)
     assert result.usage.model_calls == 2
     assert "get_forecast" not in result.messages[-1].content  # the history shows the answer, not the guess
     events = read_trace(tmp_path / "run.jsonl")
-    assert [e.get("reason") for e in events if e["event"] == "calls_dropped"] == ["ungrounded"]
+    dropped = [(e["check"], e["reason"]) for e in events if e["event"] == "calls_dropped"]
+    assert dropped == [("grounded_calls", "its values are not in the conversation")]
 
 
 @pytest.mark.parametrize(
@@ -51,7 +57,7 @@ def test_an_invented_call_is_dropped_and_the_model_answers_instead(tmp_path):
 def test_a_call_with_any_value_from_the_task_runs(task):
     made: list[dict] = []
     agent = Agent(ScriptedBackend([INVENTED, {"final_answer": "Sunny."}]), tools=[forecast_tool(made)])
-    assert agent.run(task).steps[0].guessed_calls == []
+    assert agent.run(task).steps[0].discarded == []
     assert made == [{"city": "Oslo", "days": 3}]
 
 
@@ -98,7 +104,7 @@ def test_turned_off_the_invented_call_runs():
     made: list[dict] = []
     agent = Agent(
         ScriptedBackend([INVENTED, {"final_answer": "Sunny."}]), tools=[forecast_tool(made)],
-        limits=StepLimits(grounded_calls=False),
+        step_checks=[c for c in DEFAULT_STEP_CHECKS if not isinstance(c, GroundedCalls)],
     )
     agent.run("What is the capital of Peru?")
     assert made == [{"city": "Oslo", "days": 3}]
@@ -109,7 +115,7 @@ def test_a_step_is_never_lost_when_the_answer_asked_for_is_not_valid():
     agent = Agent(ScriptedBackend([INVENTED, "not a step", {"final_answer": "Sunny."}]), tools=[forecast_tool(made)])
     result = agent.run("What is the capital of Peru?")
     assert made == [{"city": "Oslo", "days": 3}]  # the original step ran as it was
-    assert result.steps[0].guessed_calls == []
+    assert result.steps[0].discarded == []
 
 
 def test_only_the_invented_calls_of_a_step_are_dropped():
@@ -123,7 +129,7 @@ def test_only_the_invented_calls_of_a_step_are_dropped():
     ]
     result = Agent(ScriptedBackend(script), tools=[forecast_tool(made)]).run("Forecast for Lima, 2 days.")
     assert made == [{"city": "Lima", "days": 2}]
-    assert [c.arguments["city"] for c in result.steps[0].guessed_calls] == ["Oslo"]
+    assert [d.call.arguments["city"] for d in result.steps[0].discarded] == ["Oslo"]
 
 
 @pytest.mark.parametrize(

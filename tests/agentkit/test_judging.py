@@ -1,4 +1,4 @@
-"""The model judges each call of a run's first step; a call it judges unfit is not run (`StepLimits.judged_calls`).
+"""The model judges each call of a run's first step; a call it judges unfit is not run (`agentkit.checks.JudgedCalls`).
 
 The judge here is a scripted model behind the `Scorer` protocol (its yes/no scores are set by the
 test); the real model's judgement is measured in benchmarks/RESULTS.md and checked on the reference
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentkit import Agent, StepLimits, tool
+from agentkit import Agent, tool
+from agentkit.checks import GroundedCalls, JudgedCalls
 from agentkit.formats import HermesFormat
 from agentkit.registry import ToolRegistry
 from agentkit.testing import ScriptedBackend
@@ -52,23 +53,25 @@ def test_a_call_the_model_judges_unfit_is_not_run_and_the_model_is_told_so_and_a
     assert result.output == "Lima is the capital of Peru."
     assert made == []
     (step,) = result.steps
-    assert [c.arguments for c in step.unfit_calls] == [{"city": "Oslo"}]
+    assert [(d.call.arguments, d.check) for d in step.discarded] == [({"city": "Oslo"}, "judged_calls")]
     assert "Request: What is the capital of Peru?" in backend.questions[0]
     # Asked for the answer, the model sees its call and a note that it was not run, and its grammar has no calls.
     answer_request = backend.requests[1]
     assert answer_request.messages[-2].role == "assistant" and "get_forecast" in answer_request.messages[-2].content
-    assert answer_request.messages[-1].role == "tool" and "was not run" in answer_request.messages[-1].content
+    assert answer_request.messages[-1].role == "tool"
+    assert "was not run: it does not fit the request" in answer_request.messages[-1].content
     assert "<tool_call>" not in answer_request.grammar
     assert "get_forecast" not in result.messages[-1].content  # the history shows the answer
     events = read_trace(tmp_path / "run.jsonl")
-    assert [e.get("reason") for e in events if e["event"] == "calls_dropped"] == ["unfit"]
+    dropped = [(e["check"], e["reason"]) for e in events if e["event"] == "calls_dropped"]
+    assert dropped == [("judged_calls", "it does not fit the request")]
 
 
 def test_a_call_judged_fit_runs():
     made: list[str] = []
     backend = JudgingBackend([CALL, "Sunny in Oslo."])
     result = Agent(backend, tools=[forecast_tool(made)], tool_format="hermes").run("Weather in Oslo tomorrow?")
-    assert made == ["Oslo"] and result.steps[0].unfit_calls == []
+    assert made == ["Oslo"] and result.steps[0].discarded == []
     assert len(backend.questions) == 1
 
 
@@ -78,7 +81,7 @@ def test_only_the_fitting_calls_of_a_step_run():
     backend = JudgingBackend([two, "Sunny."], unfit=("Atlantis",))
     result = Agent(backend, tools=[forecast_tool(made)], tool_format="hermes").run("Weather in Oslo?")
     assert made == ["Oslo"]
-    assert [c.arguments["city"] for c in result.steps[0].unfit_calls] == ["Atlantis"]
+    assert [d.call.arguments["city"] for d in result.steps[0].discarded] == ["Atlantis"]
 
 
 def test_only_a_runs_first_step_is_judged():
@@ -91,6 +94,15 @@ def test_only_a_runs_first_step_is_judged():
     assert len(backend.questions) == 1
 
 
+def test_judging_every_step_is_a_setting():
+    made: list[str] = []
+    second = CALL.replace("Oslo", "Bergen")
+    backend = JudgingBackend([CALL, second, "Sunny in Oslo."], unfit=("Bergen",))
+    result = Agent(backend, tools=[forecast_tool(made)], tool_format="hermes", step_checks=[JudgedCalls()]).run("Weather in Oslo?")
+    assert made == ["Oslo"] and len(backend.questions) == 2
+    assert [d.call.arguments["city"] for d in result.steps[1].discarded] == ["Bergen"]
+
+
 def test_a_backend_that_cannot_score_is_not_judged():
     made: list[str] = []
     Agent(ScriptedBackend([CALL, "Sunny."]), tools=[forecast_tool(made)], tool_format="hermes").run("Capital of Peru?")
@@ -99,13 +111,19 @@ def test_a_backend_that_cannot_score_is_not_judged():
 
 @pytest.mark.parametrize(("tool_format", "judged"), [("hermes", True), ("pythonic", True), ("agentkit", False)])
 def test_on_by_default_for_native_formats_only(tool_format, judged):
-    assert StepLimits().call_checks(tool_format)[2] is judged
+    step = CALL if tool_format == "hermes" else '[get_forecast(city="Oslo")]' if tool_format == "pythonic" else {
+        "calls": [{"name": "get_forecast", "arguments": {"city": "Oslo"}}]}
+    made: list[str] = []
+    backend = JudgingBackend([step, "Sunny."] if tool_format != "agentkit" else [step, {"final_answer": "Sunny."}], unfit=("get_forecast",))
+    Agent(backend, tools=[forecast_tool(made)], tool_format=tool_format).run("What is the capital of Peru?")
+    assert (made == []) is judged
+    assert bool(backend.questions) is judged
 
 
 def test_turned_off_the_unfit_call_runs():
     made: list[str] = []
     backend = JudgingBackend([CALL, "Sunny."], unfit=("get_forecast",))
-    agent = Agent(backend, tools=[forecast_tool(made)], tool_format="hermes", limits=StepLimits(judged_calls=False))
+    agent = Agent(backend, tools=[forecast_tool(made)], tool_format="hermes", step_checks=[GroundedCalls()])
     agent.run("What is the capital of Peru?")
     assert made == ["Oslo"] and backend.questions == []
 

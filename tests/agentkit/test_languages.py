@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from agentkit import Agent, MaxStepsExceeded, StepLimits, tool
+from agentkit import Agent, MaxStepsExceeded, SamplingSettings, StepLimits, tool
 from agentkit.formats import FORMATS, make_tool_format
 from agentkit.prompting import Example, ExampleCall
 from agentkit.registry import ToolRegistry
@@ -321,7 +321,7 @@ def test_random_weights_write_only_valid_steps_in_every_script(fmt_name, random_
         for seed in range(6):
             received.clear()
             agent = Agent(random_engine, tools=[lookup], tool_format=fmt_name, limits=LIMITS, max_steps=2,
-                          temperature=1.0, seed=seed, max_step_tokens=200)
+                          sampling=SamplingSettings(temperature=1.0, seed=seed, max_step_tokens=200))
             try:
                 steps = agent.run(s.task).steps
             except MaxStepsExceeded as exc:  # a random model may never answer; its steps must still be valid

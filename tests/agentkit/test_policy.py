@@ -122,22 +122,23 @@ def test_deny_and_allow_lists():
     assert deleted == []
 
 
-def test_agent_level_approve_turns_a_denial_into_an_observation_and_the_run_goes_on():
+def test_a_registry_approver_turns_a_denial_into_an_observation_and_the_run_goes_on():
     backend = ScriptedBackend([
         {"calls": [{"name": "delete_file", "arguments": {"path": "/important"}}]},
         {"final_answer": "I was not allowed to delete it."},
     ])
-    result = Agent(backend, tools=[delete_file], approve=lambda call, found: False).run("Delete /important")
+    registry = ToolRegistry([delete_file], policy=ToolPolicy(approve=lambda call, found: False))
+    result = Agent(backend, tools=registry).run("Delete /important")
     assert result.output == "I was not allowed to delete it."
     assert result.steps[0].observations[0].error_type == "denied"
     assert deleted == []
 
 
-def test_agent_rejects_unknown_names_in_policy_lists_and_policy_on_a_ready_registry():
+@pytest.mark.parametrize("policy", [ToolPolicy(deny=["rm"]), ToolPolicy(allow=["echo", "ecko"])])
+def test_agent_rejects_unknown_names_in_policy_lists(policy):
+    """A misspelt name in a deny list would otherwise let the tool run."""
     with pytest.raises(ValueError, match="unknown tools"):
-        Agent(ScriptedBackend([]), tools=[echo], deny_tools=["rm"])
-    with pytest.raises(ValueError, match="not both"):
-        Agent(ScriptedBackend([]), tools=ToolRegistry([echo]), approve=lambda c, t: True)
+        Agent(ScriptedBackend([]), tools=ToolRegistry([echo], policy=policy))
 
 
 def test_step_timeout_stops_the_whole_step_and_keeps_finished_results():

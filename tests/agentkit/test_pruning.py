@@ -1,10 +1,11 @@
-"""Extra tool calls the model itself finds unlikely are dropped before they run (`StepLimits.prune_calls`)."""
+"""Extra tool calls the model itself finds unlikely are discarded before they run (`agentkit.checks.PruneCalls`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from agentkit import Agent, GenerationRequest, StepLimits, tool
+from agentkit import Agent, GenerationRequest, tool
+from agentkit.checks import GroundedCalls, PruneCalls
 from agentkit.testing import ScriptedBackend
 from agentkit.trace import read_trace
 
@@ -46,7 +47,7 @@ def test_calls_the_model_scores_below_stopping_are_dropped_and_never_run(tmp_pat
     assert made == ["Oslo"]
     step = run.steps[0]
     assert [c.arguments for c in step.calls] == [{"city": "Oslo"}]
-    assert [c.arguments["city"] for c in step.dropped_calls] == ["Lima", "Rome"]
+    assert [(d.call.arguments["city"], d.check) for d in step.discarded] == [("Lima", "prune_calls"), ("Rome", "prune_calls")]
     assert step.raw_output.count("Lima") == 1  # what the model wrote is kept as written
     # The next prompt shows the step as carried out: one call, one observation.
     history = backend.requests[1].messages
@@ -54,22 +55,28 @@ def test_calls_the_model_scores_below_stopping_are_dropped_and_never_run(tmp_pat
     assert "Oslo" in assistant and "Lima" not in assistant and "Rome" not in assistant
     dropped = [e for e in read_trace(trace) if e["event"] == "calls_dropped"]
     assert [[c["arguments"]["city"] for c in e["calls"]] for e in dropped] == [["Lima", "Rome"]]
+    assert [(e["check"], e["reason"]) for e in dropped] == [("prune_calls", "it is less likely than stopping")]
+    assert len(backend.requests) == 2  # it never empties a step, so the model is never asked again
 
 
 def test_calls_the_model_finds_likely_are_all_kept():
     made: list[str] = []
     backend = ScoringScript([TWO_CITIES, {"final_answer": "Sunny."}], preferred_calls=3)
     run = Agent(backend, tools=[weather_tool(made)]).run("Weather in Oslo, Lima and Rome?")
-    assert made == ["Oslo", "Lima", "Rome"] and run.steps[0].dropped_calls == []
+    assert made == ["Oslo", "Lima", "Rome"] and run.steps[0].discarded == []
     assert len(backend.scored) == 2  # the whole step against the step without its last call, once
 
 
-@pytest.mark.parametrize("why", ["turned off", "backend cannot score"])
-def test_nothing_is_dropped_when_off_or_unscorable(why):
+@pytest.mark.parametrize("why", ["turned off", "a native format", "backend cannot score"])
+def test_nothing_is_dropped_when_off_or_out_of_scope_or_unscorable(why):
     made: list[str] = []
+    backend = ScoringScript([TWO_CITIES, {"final_answer": "Sunny."}], preferred_calls=1)
     if why == "turned off":
-        backend = ScoringScript([TWO_CITIES, {"final_answer": "Sunny."}], preferred_calls=1)
-        agent = Agent(backend, tools=[weather_tool(made)], limits=StepLimits(prune_calls=False))
+        agent = Agent(backend, tools=[weather_tool(made)], step_checks=[GroundedCalls()])
+    elif why == "a native format":  # on Qwen2.5-Coder-1.5B pruning dropped a correct second call: off by default
+        hermes = "\n".join(f'<tool_call>\n{{"name": "get_weather", "arguments": {{"city": "{c}"}}}}\n</tool_call>' for c in ("Oslo", "Lima", "Rome"))
+        agent = Agent(ScoringScript([hermes, "Sunny."], preferred_calls=1), tools=[weather_tool(made)], tool_format="hermes",
+                      step_checks=[PruneCalls(formats=("agentkit",))])
     else:
         agent = Agent(ScriptedBackend([TWO_CITIES, {"final_answer": "Sunny."}]), tools=[weather_tool(made)])
     agent.run("What is the weather in Oslo?")
@@ -87,4 +94,4 @@ def test_the_cli_shows_dropped_calls_as_not_run():
     print_step(console, run.steps[0])
     shown = console.export_text()
     assert 'get_weather({"city": "Oslo"})' in shown and "→ sun in Oslo" in shown
-    assert 'get_weather({"city": "Lima"}) (not run: less likely than stopping)' in shown
+    assert 'get_weather({"city": "Lima"}) (not run: it is less likely than stopping)' in shown

@@ -15,7 +15,8 @@ import threading
 
 import pytest
 
-from agentkit import Agent, GenerationRequest, MaxStepsExceeded, Message, StepLimits, tool
+from agentkit import Agent, GenerationRequest, MaxStepsExceeded, Message, SamplingSettings, StepLimits, tool
+from agentkit.checks import DEFAULT_STEP_CHECKS, JudgedCalls
 from agentkit.formats import make_tool_format
 from agentkit.registry import ToolRegistry
 from agentkit.tools import calculator
@@ -36,7 +37,8 @@ def get_weather(city: str) -> str:
 
 TOOLS = [calculator, get_weather]
 # Not judged: a random model's yes/no judgement drops its calls at random, and these tests count calls.
-LIMITS = StepLimits(max_calls=2, string_chars=20, answer_chars=40, judged_calls=False)
+LIMITS = StepLimits(max_calls=2, string_chars=20, answer_chars=40)
+CHECKS = [c for c in DEFAULT_STEP_CHECKS if not isinstance(c, JudgedCalls)]
 
 
 @pytest.fixture(scope="module")
@@ -160,8 +162,8 @@ def test_random_weights_with_the_one_token_habit_write_valid_hermes_calls(marker
     calls = 0
     try:
         for seed in range(6):
-            agent = Agent(engine, tools=TOOLS, limits=LIMITS, max_steps=2, temperature=1.0, seed=seed,
-                          max_step_tokens=200, tool_format="hermes")
+            agent = Agent(engine, tools=TOOLS, limits=LIMITS, max_steps=2, sampling=SamplingSettings(temperature=1.0, seed=seed,
+                          max_step_tokens=200), tool_format="hermes", step_checks=CHECKS)
             try:
                 steps = agent.run("What is 2 + 2, and the weather in Oslo?").steps
             except MaxStepsExceeded as exc:

@@ -57,7 +57,7 @@ HERMES_TEMPLATE = (
 
 
 def test_a_template_that_knows_tools_renders_them_itself(smollm2_tokenizer, make_tiny_llama):
-    from agentkit import Agent
+    from agentkit import Agent, SamplingSettings
     from agentkit.engine import LocalEngine
     from agentkit.engine.chat import render_prompt
     from agentkit.tools import calculator
@@ -66,7 +66,7 @@ def test_a_template_that_knows_tools_renders_them_itself(smollm2_tokenizer, make
     tokenizer.chat_template = HERMES_TEMPLATE
     engine = LocalEngine.from_model(make_tiny_llama(tokenizer), tokenizer)
     assert engine.native_tool_format == "hermes"
-    agent = Agent(engine, tools=[calculator], instructions="Be exact.", max_steps=1, temperature=1.0, seed=3)
+    agent = Agent(engine, tools=[calculator], instructions="Be exact.", max_steps=1, sampling=SamplingSettings(temperature=1.0, seed=3))
     assert agent.tool_format.name == "hermes" and agent.native_tools
     prompt = render_prompt(tokenizer, agent.first_messages("What is 2 + 2?"), tools=agent._tool_specs)
     assert '<tools>{"type": "function", "function": {"name": "calculator"' in prompt

@@ -15,7 +15,7 @@ pytestmark = [
 
 
 def test_random_weights_on_cuda_bf16_give_valid_steps(smollm2_tokenizer, make_tiny_llama):
-    from agentkit import Agent, MaxStepsExceeded, StepLimits
+    from agentkit import Agent, MaxStepsExceeded, SamplingSettings, StepLimits
     from agentkit.engine import LocalEngine
     from agentkit.tools import calculator
 
@@ -24,7 +24,7 @@ def test_random_weights_on_cuda_bf16_give_valid_steps(smollm2_tokenizer, make_ti
     assert engine.device.type == "cuda"
     assert engine.static_cache and engine.compiled  # the CUDA defaults: static slot, CUDA-graph step
     for seed in range(20):
-        agent = Agent(engine, tools=[calculator], limits=StepLimits(string_chars=20), max_steps=1, temperature=1.0, seed=seed)
+        agent = Agent(engine, tools=[calculator], limits=StepLimits(string_chars=20), max_steps=1, sampling=SamplingSettings(temperature=1.0, seed=seed))
         try:
             steps = agent.run("2+2?").steps
         except MaxStepsExceeded as exc:

@@ -15,7 +15,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from agentkit import Agent, MaxStepsExceeded, StepLimits, tool
+from agentkit import Agent, MaxStepsExceeded, SamplingSettings, StepLimits, tool
 from agentkit.tools import calculator
 
 
@@ -136,7 +136,7 @@ def test_random_weights_give_only_valid_steps_over_100_seeds(random_engine):
     steps_checked = 0
     finals = 0
     for seed in range(100):
-        agent = Agent(random_engine, tools=TOOLS, limits=LIMITS, max_steps=2, temperature=1.0, seed=seed, max_step_tokens=1500)
+        agent = Agent(random_engine, tools=TOOLS, limits=LIMITS, max_steps=2, sampling=SamplingSettings(temperature=1.0, seed=seed, max_step_tokens=1500))
         steps = _check_run(agent, "Plan a trip to Zürich, 東京 and القاهرة 🚆")
         steps_checked += len(steps)
         finals += sum(s.is_final for s in steps)
@@ -146,7 +146,7 @@ def test_random_weights_give_only_valid_steps_over_100_seeds(random_engine):
     assert len(calls_seen) >= 4, calls_seen
     assert finals > 0
     # One tool set: its step schema (and the answer-only one asked when every call was a guess,
-    # `StepLimits.grounded_calls`) compiled once each however many agents and seeds used them.
+    # `agentkit.checks.GroundedCalls`) compiled once each however many agents and seeds used them.
     assert random_engine.grammars.compilations <= 2
 
 
@@ -155,7 +155,7 @@ def test_random_weights_give_only_valid_steps_in_every_tool_format(random_engine
     """The same guarantee for the native syntaxes, through the agent loop (calls or a text answer)..."""
     for seed in range(15):
         agent = Agent(
-            random_engine, tools=TOOLS, limits=LIMITS, max_steps=2, temperature=1.0, seed=seed, max_step_tokens=1500,
+            random_engine, tools=TOOLS, limits=LIMITS, max_steps=2, sampling=SamplingSettings(temperature=1.0, seed=seed, max_step_tokens=1500),
             tool_format=tool_format,
         )
         _check_run(agent, "Plan a trip to Zürich, 東京 and القاهرة 🚆")
@@ -190,7 +190,7 @@ def test_random_weights_write_only_valid_calls_in_every_tool_format(random_engin
 
 def test_random_weights_with_structured_output_type(random_engine):
     for seed in range(20):
-        agent = Agent(random_engine, tools=TOOLS, output_type=Summary, limits=LIMITS, max_steps=2, temperature=1.0, seed=seed, max_step_tokens=1500)
+        agent = Agent(random_engine, tools=TOOLS, output_type=Summary, limits=LIMITS, max_steps=2, sampling=SamplingSettings(temperature=1.0, seed=seed, max_step_tokens=1500))
         for step in _check_run(agent, "Summarise the trip"):
             if step.is_final:
                 assert isinstance(step.output, Summary)

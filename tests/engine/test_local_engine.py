@@ -98,12 +98,12 @@ def test_prompt_longer_than_context_reports_token_counts(smollm2_tokenizer, make
 
 
 def test_agent_attaches_the_partial_run_to_context_overflow(smollm2_tokenizer, make_tiny_llama):
-    from agentkit import Agent
+    from agentkit import Agent, SamplingSettings
     from agentkit.engine import LocalEngine
 
     engine = LocalEngine.from_model(make_tiny_llama(smollm2_tokenizer, context=256), smollm2_tokenizer)
     with pytest.raises(ContextOverflowError) as info:
-        Agent(engine, max_step_tokens=64).run("tell me " * 200)
+        Agent(engine, sampling=SamplingSettings(max_step_tokens=64)).run("tell me " * 200)
     assert info.value.partial is not None and info.value.partial.steps == []
 
 

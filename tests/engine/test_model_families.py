@@ -19,7 +19,7 @@ from typing import Literal
 
 import pytest
 
-from agentkit import Agent, GenerationRequest, MaxStepsExceeded, Message, StepLimits, tool
+from agentkit import Agent, GenerationRequest, MaxStepsExceeded, Message, SamplingSettings, StepLimits, tool
 
 COMMON = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048)
 LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
@@ -158,7 +158,7 @@ def test_random_weights_write_only_valid_steps(family, smollm2_tokenizer):
     limits = StepLimits(thought_chars=30, max_calls=2, string_chars=20, answer_chars=30)
     steps_checked = 0
     for seed in range(4):
-        agent = Agent(engine, tools=[convert], limits=limits, max_steps=2, temperature=1.0, seed=seed, max_step_tokens=300)
+        agent = Agent(engine, tools=[convert], limits=limits, max_steps=2, sampling=SamplingSettings(temperature=1.0, seed=seed, max_step_tokens=300))
         try:
             steps = agent.run("How far is 10 km in miles?").steps
         except MaxStepsExceeded as exc:  # a random model may never answer; its steps must still be valid

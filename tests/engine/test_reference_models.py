@@ -88,10 +88,10 @@ def qwen15():
 
 
 def test_the_15b_judges_a_call_no_tool_should_make_unfit_and_a_needed_call_fit(qwen15):
-    """`StepLimits.judged_calls`: the calls below are the ones the 1.5B itself wrote for these tasks (benchmarks/RESULTS.md)."""
+    """`agentkit.checks.JudgedCalls`: the calls below are the ones the 1.5B itself wrote for these tasks (benchmarks/RESULTS.md)."""
     import asyncio
 
-    from agentkit._judging import unfit_calls
+    from agentkit.checks.judging import unfit_calls
     from agentkit.registry import ToolRegistry
     from agentkit.steps import ParsedStep
     from agentkit.types import ToolCall

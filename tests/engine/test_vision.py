@@ -12,7 +12,7 @@ import io
 
 import pytest
 
-from agentkit import Agent, GenerationRequest, MaxStepsExceeded, Message, ModelCapabilityError, StepLimits, tool
+from agentkit import Agent, GenerationRequest, MaxStepsExceeded, Message, ModelCapabilityError, SamplingSettings, StepLimits, tool
 from agentkit.images import Image, to_image
 from agentkit.testing import ScriptedBackend
 
@@ -129,7 +129,7 @@ def test_random_weights_with_an_image_still_give_only_valid_steps(vlm):
 
     engine = _engine(vlm)
     for seed in range(4):
-        agent = Agent(engine, tools=[calculator], max_steps=2, temperature=1.0, seed=seed, limits=StepLimits(string_chars=20, answer_chars=30))
+        agent = Agent(engine, tools=[calculator], max_steps=2, sampling=SamplingSettings(temperature=1.0, seed=seed), limits=StepLimits(string_chars=20, answer_chars=30))
         try:
             run = agent.run("What is in the picture?", images=[png("green")])
         except MaxStepsExceeded as exc:
