@@ -46,8 +46,7 @@ async def drop_calls(
         return step, [], None
     notes = [Message(role="tool", name=c.name, content=render("unrun_call.jinja", name=c.name, reason=reason)) for c in doomed]
     messages = [*request.messages, Message(role="assistant", content=answer_format.render(step)), *notes]
-    constraint = {"json_schema": None, "grammar": None, **answer_format.constraint()}
-    generation = await backend.agenerate(request.model_copy(update={"messages": messages, **constraint}))
+    generation = await backend.agenerate(request.model_copy(update={"messages": messages, "constraint": answer_format.constraint()}))
     if generation.finish_reason == "length":
         return step, [], generation
     try:

@@ -20,7 +20,7 @@ from agentkit.images import to_image
 from agentkit.prompting import DEFAULT_EXAMPLES, Example, example_messages, invalid_step_message, observation_message, system_prompt
 from agentkit.policy import Approver, ToolPolicy
 from agentkit.registry import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_CHARS, DEFAULT_TIMEOUT_SECONDS, ToolRegistry
-from agentkit.formats import ToolFormat, make_tool_format
+from agentkit.formats import ToolFormat, format_for_convention, make_tool_format
 from agentkit.steps import ParsedStep, StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.trace import TraceWriter
@@ -123,7 +123,7 @@ class Agent:
         self.instructions = instructions
         self.output_type = output_type
         self.max_steps = max_steps
-        native = getattr(backend, "native_tool_format", None)  # the format the model's template renders tools in
+        native = format_for_convention(getattr(backend, "tool_call_convention", None))  # the format the model's template renders tools in
         if isinstance(tool_format, str):
             name = (native or "agentkit") if tool_format == "auto" else tool_format
             tool_format = make_tool_format(name, self.registry, output_type=output_type, limits=limits)
@@ -340,7 +340,7 @@ class Agent:
 
     def _describe(self) -> dict[str, Any]:
         """What a trace records about the agent: enough to tell whether a replay matches it."""
-        schema = json.dumps(self._constraint, sort_keys=True).encode()
+        schema = json.dumps(self._constraint.model_dump(mode="json"), sort_keys=True).encode()
         return {
             "backend": getattr(self.backend, "name", type(self.backend).__name__),
             "tools": self.registry.names,
@@ -366,7 +366,7 @@ class Agent:
         while True:
             request = GenerationRequest(
                 messages=[*messages, *retry_messages],
-                **self._constraint,
+                constraint=self._constraint,
                 tools=self._tool_specs,
                 max_tokens=self.max_step_tokens,
                 temperature=self.temperature,

@@ -29,7 +29,7 @@ import re
 from typing import Any
 
 from agentkit.errors import ToolDefinitionError
-from agentkit.tool import _NAME, _RESERVED_NAMES, _tidy_schema
+from agentkit.schema import RESERVED_TOOL_NAMES, tidy_schema, valid_tool_name
 
 # Keywords llguidance rejects ("Unimplemented keys"): dropped from the grammar copy only.
 _UNSUPPORTED_KEYWORDS = frozenset(
@@ -66,9 +66,9 @@ def safe_tool_name(remote_name: str, prefix: str = "") -> str:
     if len(name) > 64:
         digest = hashlib.sha256((prefix + remote_name).encode()).hexdigest()[:8]
         name = f"{name[:55]}_{digest}"
-    if not _NAME.match(name) or name in _RESERVED_NAMES:
+    if not valid_tool_name(name):
         raise ToolDefinitionError(
-            f"The MCP tool {remote_name!r} cannot be named {name!r} in agentkit ({sorted(_RESERVED_NAMES)} "
+            f"The MCP tool {remote_name!r} cannot be named {name!r} in agentkit ({sorted(RESERVED_TOOL_NAMES)} "
             "are reserved). Pass prefix='...' to MCPClient to rename the server's tools."
         )
     return name
@@ -86,7 +86,7 @@ def grammar_safe_schema(schema: Any, *, tool_name: str = "tool") -> dict[str, An
         )
     if not {"properties", "additionalProperties", "patternProperties", "anyOf", "oneOf", "allOf", "$ref"} & schema.keys():
         schema["properties"] = {}  # takes no arguments: the grammar then makes the model write {}
-    return _tidy_schema(_strip_unsupported(_localise_refs(schema)))
+    return tidy_schema(_strip_unsupported(_localise_refs(schema)))
 
 
 def schema_without_remote_refs(schema: dict[str, Any]) -> dict[str, Any]:
