@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from agentkit.steps import StepLimits
 
@@ -23,6 +23,8 @@ from agentkit.steps import StepLimits
 TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 # Names no tool may take: the step format's answer key.
 RESERVED_TOOL_NAMES = frozenset({"final_answer"})
+
+Node = TypeVar("Node")
 
 
 def valid_tool_name(name: str) -> bool:
@@ -59,7 +61,7 @@ def tidy_schema(schema: Any) -> Any:
     return schema
 
 
-def bound_schema(node: Any, limits: StepLimits) -> Any:
+def bound_schema(node: Node, limits: StepLimits) -> Node:
     """Bound, in place, what `node` leaves open (see `StepLimits`), forbid undeclared keys; return `node`.
 
     Strings get `maxLength`, arrays `maxItems`, integers at most `limits.int_digits` digits, maps

@@ -168,7 +168,7 @@ def _tool_from_function(
         return fn
     if not callable(fn):
         raise ToolDefinitionError(f"@tool needs a function, got {type(fn).__name__}.")
-    tool_name = name or getattr(fn, "__name__", "")
+    tool_name: str = name or str(getattr(fn, "__name__", ""))
     doc_description, arg_docs = parse_docstring(inspect.getdoc(fn))
     try:
         hints = typing.get_type_hints(fn, include_extras=True)
@@ -206,7 +206,7 @@ def _tool_from_function(
 
     model_name = "".join(part.capitalize() for part in re.split(r"[_-]", tool_name) if part) + "Arguments"
     try:
-        args_model = create_model(  # type: ignore[call-overload]
+        args_model = create_model(
             model_name, __config__=ConfigDict(extra="forbid"), **fields
         )
         schema = tidy_schema(args_model.model_json_schema())

@@ -150,7 +150,7 @@ def _folder_template(folder: Path) -> str | None:
         template = json.loads(tokenizer_config.read_text()).get("chat_template")
         if isinstance(template, list):  # named templates: [{"name": "default", "template": ...}, ...]
             return "\n".join(str(t.get("template", "")) for t in template)
-        return template
+        return template if isinstance(template, str) else None
     return None
 
 

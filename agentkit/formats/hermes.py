@@ -102,7 +102,8 @@ class HermesFormat(TextAnswerFormat):
         # Each block's JSON is read with a JSON decoder, not up to the next `</tool_call>`: an argument
         # may itself contain the marker text (a prompt-injected value, or a random model's string).
         decoder = json.JSONDecoder()
-        calls, position = [], 0
+        calls: list[ToolCall] = []
+        position = 0
         while (start := text.find(OPEN, position)) != -1:
             body = start + len(OPEN)
             body += len(text[body:]) - len(text[body:].lstrip())
@@ -119,7 +120,8 @@ class HermesFormat(TextAnswerFormat):
     def _parse_objects(self, body: str, step_index: int) -> list[ToolCall]:
         """Bare call objects, one after another (the untagged spellings)."""
         decoder = json.JSONDecoder()
-        calls, position = [], 0
+        calls: list[ToolCall] = []
+        position = 0
         body = body.strip()
         while position < len(body):
             try:

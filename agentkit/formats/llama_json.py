@@ -7,6 +7,7 @@ convention vLLM's llama3_json parser reads). Anything that does not start with `
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from agentkit.constraints import JsonSchemaConstraint
 from agentkit.formats.base import TextAnswerFormat, repeat
@@ -41,7 +42,8 @@ class Llama3JsonFormat(TextAnswerFormat):
         if not text.startswith("{"):
             return None
         decoder = json.JSONDecoder()
-        objects, position = [], 0
+        objects: list[Any] = []
+        position = 0
         while position < len(text):
             try:
                 data, position = decoder.raw_decode(text, position)

@@ -217,4 +217,5 @@ def _hoist_defs(schema: dict[str, Any], *, prefix: str, into: dict[str, Any]) ->
 
     for name, sub in local.items():
         into[renamed[name]] = rewrite(sub)
-    return rewrite(schema)
+    rewritten: dict[str, Any] = rewrite(schema)
+    return rewritten

@@ -81,7 +81,8 @@ def test_greedy_decoding_gives_the_same_reply_on_both_engines(engines):
     for question in ("What's the weather in Oslo?", "Add 17 and 25.", "Zürich oder 東京?"):
         messages = [CONVERSATION[0], Message(role="user", content=question)]
         for schema in (None, SCHEMA):
-            request = _request(messages=messages, constraint=JsonSchemaConstraint(json_schema=schema), max_tokens=60)
+            constraint = None if schema is None else JsonSchemaConstraint(json_schema=schema)
+            request = _request(messages=messages, constraint=constraint, max_tokens=60)
             mine, theirs = gguf.generate(request), torch_engine.generate(request)
             assert mine.text == theirs.text
             assert mine.completion_tokens == theirs.completion_tokens and mine.prompt_tokens == theirs.prompt_tokens
