@@ -18,6 +18,7 @@ importing `agentkit` itself stays light.
 
 from agentkit.agent import Agent
 from agentkit.backend import Backend, Generation, GenerationRequest
+from agentkit.constraints import JsonSchemaConstraint, LarkConstraint
 from agentkit.context import ContextPolicy
 from agentkit.images import Image
 from agentkit.errors import (
@@ -36,7 +37,8 @@ from agentkit.prompting import Example, ExampleCall
 from agentkit.policy import ToolPolicy
 from agentkit.registry import ToolRegistry
 from agentkit.remote import RemoteBackend, RemoteError
-from agentkit.steps import StepFormat, StepLimits
+from agentkit.formats import StepFormat
+from agentkit.steps import StepLimits
 from agentkit.tool import Tool, tool
 from agentkit.types import Compaction, DiscardedCall, Message, Observation, RunResult, SamplingSettings, Step, ToolCall, Usage
 
@@ -58,6 +60,8 @@ __all__ = [
     "Image",
     "InvalidArgumentsError",
     "InvalidStepError",
+    "JsonSchemaConstraint",
+    "LarkConstraint",
     "MaxStepsExceeded",
     "Message",
     "ModelCapabilityError",

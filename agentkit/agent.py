@@ -23,7 +23,7 @@ from agentkit.errors import ContextOverflowError, InvalidStepError, MaxStepsExce
 from agentkit.images import to_image
 from agentkit.prompting import DEFAULT_EXAMPLES, Example, example_messages, invalid_step_message, observation_message, system_prompt
 from agentkit.registry import ToolRegistry
-from agentkit.formats import ToolFormat, make_tool_format
+from agentkit.formats import ToolFormat, format_for_convention, make_tool_format
 from agentkit.steps import ParsedStep, StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.trace import TraceWriter
@@ -112,7 +112,7 @@ class Agent:
         self.instructions = instructions
         self.output_type = output_type
         self.max_steps = max_steps
-        native = getattr(backend, "native_tool_format", None)  # the format the model's template renders tools in
+        native = format_for_convention(getattr(backend, "tool_call_convention", None))  # the format the model's template renders tools in
         if isinstance(tool_format, str):
             name = (native or "agentkit") if tool_format == "auto" else tool_format
             tool_format = make_tool_format(name, self.registry, output_type=output_type, limits=limits)
@@ -128,7 +128,7 @@ class Agent:
         for check in self.step_checks:
             if not callable(check) or not isinstance(getattr(check, "name", None), str):
                 raise TypeError(f"step_checks holds {check!r}: a step check has a `name` and is awaited as check(context, step).")
-        self._constraint = tool_format.constraint()
+        self.constraint = tool_format.constraint()  # what every step is decoded under
         # The same format that can only answer: asked when the step checks discarded every call of a step.
         self._answer_format = answer_only_format(tool_format, output_type)
         self._tool_specs = self.registry.function_specs() if self.native_tools else None
@@ -332,7 +332,7 @@ class Agent:
             >>> described["tool_format"], described["step_checks"]
             ('agentkit', ["prune_calls(formats=('agentkit',))", 'grounded_calls', "judged_calls(skip_formats=('agentkit',), first_step_only=True)"])
         """
-        schema = json.dumps(self._constraint, sort_keys=True).encode()
+        schema = json.dumps(self.constraint.model_dump(mode="json"), sort_keys=True).encode()
         return {
             "backend": getattr(self.backend, "name", type(self.backend).__name__),
             "tools": self.registry.names,
@@ -354,7 +354,7 @@ class Agent:
         while True:
             request = GenerationRequest(
                 messages=[*messages, *retry_messages],
-                **self._constraint,
+                constraint=self.constraint,
                 tools=self._tool_specs,
                 **self._sampling_fields(index + len(rejected)),
             )

@@ -1,6 +1,6 @@
 """The `Backend` protocol: the only thing the agent loop knows about models.
 
-A backend turns messages (plus, optionally, the JSON Schema a reply must satisfy) into text. The
+A backend turns messages (plus, optionally, the constraint a reply must satisfy) into text. The
 local engine, a remote OpenAI-compatible server and the test fakes all implement it; the loop never
 imports torch or transformers.
 
@@ -22,26 +22,36 @@ from __future__ import annotations
 
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from agentkit.constraints import Constraint
 from agentkit.types import Message
 
 
 class GenerationRequest(BaseModel):
     """What the agent asks of a backend for one step.
 
-    `json_schema`, when set, is the schema the reply must satisfy; a backend that can constrain its
-    decoding to it (like the local engine) guarantees a parseable reply. `grammar` is the same for
-    replies that are not one JSON value (a tool format such as `<tool_call>{...}</tool_call>` or
-    `[f(a=1)]`): a Lark grammar in llguidance's dialect, which may embed JSON Schemas with `%json`.
-    A backend that cannot enforce a grammar decodes freely and the agent parses what comes back.
-    `tools`, when set, are OpenAI-style function specs for backends whose chat template renders
-    tools itself (the model's own tool prompt).
+    `constraint`, when set, is what the reply must satisfy: a `JsonSchemaConstraint` (one JSON value)
+    or a `LarkConstraint` (any other syntax, such as `<tool_call>{...}</tool_call>` or `[f(a=1)]`;
+    see `agentkit.constraints`). A backend that can constrain its decoding to it (like the local
+    engines) guarantees a parseable reply; one that cannot decodes freely and the agent parses what
+    comes back. None means free decoding. `tools`, when set, are OpenAI-style function specs for
+    backends whose chat template renders tools itself (the model's own tool prompt).
+
+    Example:
+        >>> from agentkit.constraints import JsonSchemaConstraint
+        >>> request = GenerationRequest(messages=[Message(role="user", content="Pick a number.")],
+        ...                             constraint=JsonSchemaConstraint(json_schema={"type": "integer"}))
+        >>> GenerationRequest.model_validate_json(request.model_dump_json()) == request
+        True
+        >>> request.constraint.kind
+        'json_schema'
     """
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt field would otherwise be dropped in silence
+
     messages: list[Message]
-    json_schema: dict[str, Any] | None = None
-    grammar: str | None = None
+    constraint: Constraint | None = None
     tools: list[dict[str, Any]] | None = None
     max_tokens: int = 512
     temperature: float = 0.0

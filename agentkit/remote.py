@@ -25,6 +25,7 @@ from typing import Any, Literal, cast
 import httpx
 
 from agentkit.backend import Generation, GenerationRequest
+from agentkit.constraints import JsonSchemaConstraint
 from agentkit.errors import AgentkitError, ContextOverflowError
 from agentkit.types import Message
 
@@ -98,12 +99,13 @@ class RemoteBackend:
     async def agenerate(self, request: GenerationRequest) -> Generation:
         started = time.perf_counter()
         strategy = self.strategy
-        body = self._tools_body(request) if request.json_schema is not None and strategy == "tools" else self._body(request, strategy)
+        schema = _json_schema(request)
+        body = self._tools_body(request) if schema is not None and strategy == "tools" else self._body(request, strategy)
         try:
             data = await self._post(body)
         except RemoteError as exc:
             refused_format = exc.status in (400, 422, 500) and ("response_format" in str(exc) or "json_schema" in str(exc))
-            if self.mode == "auto" and request.json_schema is not None and refused_format and strategy != "tools":
+            if self.mode == "auto" and schema is not None and refused_format and strategy != "tools":
                 # This server does not take the schema this way: try the next way, and keep it from now on.
                 self.strategy = STRATEGIES[STRATEGIES.index(strategy) + 1]
                 return await self.agenerate(request)
@@ -154,17 +156,18 @@ class RemoteBackend:
         }
         if request.seed is not None:
             body["seed"] = request.seed
-        if request.json_schema is not None and strategy == "json_schema":
-            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "step", "schema": request.json_schema, "strict": True}}
-        elif request.json_schema is not None and strategy == "json_object_schema":
-            body["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        schema = _json_schema(request)
+        if schema is not None and strategy == "json_schema":
+            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "step", "schema": schema, "strict": True}}
+        elif schema is not None and strategy == "json_object_schema":
+            body["response_format"] = {"type": "json_object", "schema": schema}
         return body
 
     def _tools_body(self, request: GenerationRequest) -> dict[str, Any]:
         """The step schema as OpenAI tools: one function per tool, plus `give_final_answer`."""
         body = self._body(request)
         body.pop("response_format", None)
-        body["tools"] = _tools_from_step_schema(request.json_schema or {})
+        body["tools"] = _tools_from_step_schema(_json_schema(request) or {})
         body["tool_choice"] = "required"
         return body
 
@@ -193,6 +196,11 @@ class RemoteBackend:
         if retry_after and retry_after.replace(".", "", 1).isdigit():
             return min(float(retry_after), 60.0)
         return self.backoff * (2.0 ** (attempt - 1)) * (0.5 + random.random())  # jitter spreads retries of many agents
+
+
+def _json_schema(request: GenerationRequest) -> dict[str, Any] | None:
+    """The schema of a JSON Schema constraint, the one kind servers enforce; None (free decoding) for a Lark grammar."""
+    return request.constraint.json_schema if isinstance(request.constraint, JsonSchemaConstraint) else None
 
 
 def _is_validation_500(response: httpx.Response) -> bool:

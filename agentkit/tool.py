@@ -17,9 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PydanticUserError, TypeAdapte
 
 from agentkit._docstring import parse_docstring
 from agentkit.errors import ToolDefinitionError
-
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
-_RESERVED_NAMES = {"final_answer"}
+from agentkit.schema import RESERVED_TOOL_NAMES, tidy_schema, valid_tool_name
 
 
 class Tool:
@@ -51,10 +49,10 @@ class Tool:
         requires_approval: bool = False,
         examples: list[dict[str, Any]] | None = None,
     ) -> None:
-        if not _NAME.match(name) or name in _RESERVED_NAMES:
+        if not valid_tool_name(name):
             raise ToolDefinitionError(
                 f"Tool name {name!r} is not allowed: use 1-64 letters, digits, '_' or '-', starting with a "
-                f"letter or '_', and not one of {sorted(_RESERVED_NAMES)}. Pass name='...' to @tool."
+                f"letter or '_', and not one of {sorted(RESERVED_TOOL_NAMES)}. Pass name='...' to @tool."
             )
         self.fn = fn
         self.name = name
@@ -170,7 +168,7 @@ def _tool_from_function(
         return fn
     if not callable(fn):
         raise ToolDefinitionError(f"@tool needs a function, got {type(fn).__name__}.")
-    tool_name = name or getattr(fn, "__name__", "")
+    tool_name: str = name or str(getattr(fn, "__name__", ""))
     doc_description, arg_docs = parse_docstring(inspect.getdoc(fn))
     try:
         hints = typing.get_type_hints(fn, include_extras=True)
@@ -208,10 +206,10 @@ def _tool_from_function(
 
     model_name = "".join(part.capitalize() for part in re.split(r"[_-]", tool_name) if part) + "Arguments"
     try:
-        args_model = create_model(  # type: ignore[call-overload]
+        args_model = create_model(
             model_name, __config__=ConfigDict(extra="forbid"), **fields
         )
-        schema = _tidy_schema(args_model.model_json_schema())
+        schema = tidy_schema(args_model.model_json_schema())
     except (PydanticUserError, TypeError, ValueError) as exc:
         raise ToolDefinitionError(f"Tool {tool_name!r} has arguments pydantic cannot describe: {exc}") from exc
 
@@ -244,22 +242,3 @@ def _check_annotation(annotation: Any, where: str) -> None:
             f"{where} has type {type_name}, which has no JSON Schema ({type(exc).__name__}). Use str, int, "
             "float, bool, a Literal, an Enum, a list/dict of those, or a pydantic model."
         ) from exc
-
-
-def _tidy_schema(schema: Any) -> Any:
-    """Drop pydantic's auto-generated titles: they cost prompt tokens and tell the model nothing."""
-    if isinstance(schema, dict):
-        tidy = {}
-        for key, value in schema.items():
-            if key == "title" and isinstance(value, str):
-                continue
-            if key in ("properties", "$defs") and isinstance(value, dict):
-                tidy[key] = {name: _tidy_schema(sub) for name, sub in value.items()}
-            elif key in ("default", "const", "enum", "examples"):
-                tidy[key] = value  # data, not schema: a "title" key in it is the user's
-            else:
-                tidy[key] = _tidy_schema(value)
-        return tidy
-    if isinstance(schema, list):
-        return [_tidy_schema(item) for item in schema]
-    return schema

@@ -40,7 +40,7 @@ from typing import Literal
 
 import torch
 
-from agentkit import GenerationRequest, Message, StepFormat, ToolRegistry, tool
+from agentkit import GenerationRequest, JsonSchemaConstraint, Message, StepFormat, ToolRegistry, tool
 from agentkit.engine import LocalEngine
 from agentkit.engine.chat import render_prompt
 from agentkit.prompting import system_prompt
@@ -170,7 +170,7 @@ class NaiveLoop:
 
 def agentkit_step(engine: LocalEngine, messages: list[Message], schema: dict, max_tokens: int) -> dict:
     started = time.perf_counter()
-    gen = engine.generate(GenerationRequest(messages=messages, json_schema=schema, max_tokens=max_tokens))
+    gen = engine.generate(GenerationRequest(messages=messages, constraint=JsonSchemaConstraint(json_schema=schema), max_tokens=max_tokens))
     d = gen.details
     return {"seconds": time.perf_counter() - started, "context": gen.prompt_tokens, "prefill": d["prefill_tokens"],
             "reused": d["reused_tokens"], "tokens": gen.completion_tokens, "passes": d["forward_passes"],

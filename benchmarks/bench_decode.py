@@ -31,7 +31,7 @@ from math_assistant import build_agent  # noqa: E402
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _models import add_model_options, device_label, load_engine  # noqa: E402
 
-from agentkit import GenerationRequest  # noqa: E402
+from agentkit import GenerationRequest, JsonSchemaConstraint  # noqa: E402
 from agentkit.engine import LocalEngine  # noqa: E402
 
 QUESTIONS = ["What is 17 * 23?", "What is 45 + 78?", "How much is 1200 / 16?", "Compute 2 to the power of 10."]
@@ -155,7 +155,7 @@ def main() -> None:
         engine.eos_ids = saved_eos
         rows["free"].append(free.completion_tokens / free.details["decode_seconds"])
 
-        request = GenerationRequest(messages=messages, json_schema=schema, max_tokens=256)
+        request = GenerationRequest(messages=messages, constraint=JsonSchemaConstraint(json_schema=schema), max_tokens=256)
         generation = engine.generate(request)  # the real agent step, under the step grammar
         details = generation.details
         rows["constrained"].append(generation.completion_tokens / details["decode_seconds"])

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _models import model_path  # noqa: E402
 
-from agentkit import GenerationRequest, Message  # noqa: E402
+from agentkit import GenerationRequest, JsonSchemaConstraint, Message  # noqa: E402
 
 PROMPT = "Write a detailed story about a lighthouse keeper who finds a message in a bottle."
 QUESTIONS = ["What is 17 * 23?", "What is 45 + 78?", "How much is 1200 / 16?", "Compute 2 to the power of 10."]
@@ -88,7 +88,7 @@ def constrained_steps(engine, llm, schema: dict, rounds: int) -> dict:
     rows = []
     for question in QUESTIONS:
         messages = build_agent(engine).first_messages(question)
-        request = GenerationRequest(messages=messages, json_schema=schema, max_tokens=96)
+        request = GenerationRequest(messages=messages, constraint=JsonSchemaConstraint(json_schema=schema), max_tokens=96)
         prompt_text = engine.tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages], tokenize=False, add_generation_prompt=True
         )
@@ -202,7 +202,7 @@ def main() -> None:
         rates["agentkit_torch"] = torch_decode_in_child(path, threads, args.tokens, args.rounds)
 
     from agentkit.registry import ToolRegistry
-    from agentkit.steps import StepFormat
+    from agentkit.formats import StepFormat
     from agentkit.tools import calculator
 
     schema = StepFormat(ToolRegistry([calculator])).grammar_schema()

@@ -85,9 +85,9 @@ def measure_decode(model, tokenizer, ids: list[int], tokens: int, cache) -> dict
 
     from agentkit.testing import ScriptedBackend
 
-    constraint = Agent(ScriptedBackend([]), tools=[calculator])._constraint
+    constraint = Agent(ScriptedBackend([]), tools=[calculator]).constraint
     compiler = GrammarCompiler(tokenizer)
-    matcher = compiler.matcher(constraint.get("grammar") or constraint.get("json_schema"))
+    matcher = compiler.matcher(constraint)
     mask = TokenMask(compiler.vocab_size, pin_memory=model.device.type == "cuda")
     result = decode(
         model, ids, max_new_tokens=tokens, eos_ids=set(), matcher=matcher, mask=mask, jump_forward=False,

@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     engine = load_engine(args)
     specs = ToolRegistry([calculator, get_weather, get_exchange_rate]).function_specs()
-    print(f"{engine.name}; {device_label(engine)}; {time.strftime('%Y-%m-%d')}; template format: {engine.native_tool_format}\n")
+    print(f"{engine.name}; {device_label(engine)}; {time.strftime('%Y-%m-%d')}; template convention: {engine.tool_call_convention}\n")
     for needs, question in QUESTIONS:
         request = GenerationRequest(messages=[Message(role="user", content=question)], tools=specs, max_tokens=args.max_tokens)
         generation = engine.generate(request)

@@ -27,7 +27,7 @@ def render_prompt(tokenizer: Any, messages: list[Message], tools: list[dict[str,
     """The prompt text for `messages`, ending where the assistant's reply starts.
 
     `tools` (OpenAI-style function specs) are handed to the model's own template, which renders its
-    native tool prompt; they are only sent for templates that know tools (see `native_tool_format`).
+    native tool prompt; they are only sent for templates that know tools (see `tool_call_convention`).
 
     Example:
         >>> render_prompt(tokenizer, [Message(role="user", content="hi")])  # doctest: +SKIP

@@ -28,7 +28,7 @@ from agentkit.types import Message
 from agentkit.engine.chat import render_prompt
 from agentkit.engine.llama_context import DEFAULT_BATCH_TOKENS, DEFAULT_SEQUENCES, LlamaContext, log_prob
 from agentkit.engine.loading import cached_tokenizer, embedded_gguf_path, resolve_model_path, token_table_path, vocab_profile_path
-from agentkit.engine.model_info import native_tool_format
+from agentkit.engine.model_info import tool_call_convention
 from agentkit.engine.prompt_tokens import TokenMemo, check_fits, numpy_generator, reply_targets
 
 
@@ -99,9 +99,13 @@ class GGUFEngine:
     supports_images = False  # no vision tower in this engine: the torch engine runs vision-language folders
 
     @property
-    def native_tool_format(self) -> str | None:
-        """The tool format (`agentkit.formats`) this model's chat template renders, None if it has none."""
-        return native_tool_format(getattr(self.tokenizer, "chat_template", None))
+    def tool_call_convention(self) -> str | None:
+        """The tool-call convention this model's chat template renders ("hermes", "pythonic"...), None if it knows no tools.
+
+        `Agent(tool_format="auto")` uses the tool format that matches it, and then lets the template
+        render the tools itself.
+        """
+        return tool_call_convention(getattr(self.tokenizer, "chat_template", None))
 
     # -- Backend protocol ------------------------------------------------------------------------
 
@@ -119,7 +123,7 @@ class GGUFEngine:
         return text, self._tokens.tokenize(text)
 
     def generate(self, request: GenerationRequest, *, cancel: threading.Event | None = None) -> Generation:
-        """Decode one reply; constrained to `request.grammar` or `request.json_schema` when set.
+        """Decode one reply; constrained to `request.constraint` when set.
 
         Setting `cancel` (from any thread) stops the decode at its next token; the reply so far
         comes back with `finish_reason="length"` and `details["cancelled"]` true.
@@ -129,8 +133,7 @@ class GGUFEngine:
         started = time.perf_counter()
         prompt_text, prompt_ids = self._prompt(request.messages, request.tools)
         check_fits(self.name, len(prompt_ids), request.max_tokens, self.context_window)
-        constraint = request.grammar if request.grammar is not None else request.json_schema
-        matcher = self.grammars.matcher(constraint) if constraint is not None else None
+        matcher = self.grammars.matcher(request.constraint) if request.constraint is not None else None
         with self._lock:
             waited = time.perf_counter()
             self.llama.reserve(len(prompt_ids) + request.max_tokens)

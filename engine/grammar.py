@@ -1,8 +1,8 @@
-"""Grammar masks: JSON Schema -> token-level matcher, and applying its mask to logits.
+"""Grammar masks: a `Constraint` (JSON Schema or Lark) -> token-level matcher, and applying its mask to logits.
 
 Backed by llguidance: it compiles a schema in about a millisecond (no minutes-long compile for long
 string bounds) and computes a token mask in tens of microseconds, which is noise next to a forward pass.
-Compiled grammars are cached by schema hash, so a tool set is compiled once.
+Compiled grammars are cached by the constraint's kind and canonical text, so a tool set is compiled once.
 """
 
 from __future__ import annotations
@@ -13,21 +13,25 @@ import threading
 from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from agentkit.constraints import Constraint, JsonSchemaConstraint
 from agentkit.errors import GrammarError
-from agentkit.steps import JSON_OPTIONS
 from agentkit.engine.token_table import grammar_tokenizer
+
+if TYPE_CHECKING:
+    from llguidance._lib import JsonCompileOptions  # a type of llguidance's stubs only
 
 
 class GrammarCompiler:
-    """Compiles JSON Schemas into llguidance matchers for one tokenizer, with an LRU cache.
+    """Compiles constraints into llguidance matchers for one tokenizer, with an LRU cache.
 
     Example:
-        >>> compiler = GrammarCompiler(hf_tokenizer)                       # doctest: +SKIP
-        >>> matcher = compiler.matcher({"type": "object", "properties": {}})  # doctest: +SKIP
+        >>> from agentkit.constraints import JsonSchemaConstraint                              # doctest: +SKIP
+        >>> compiler = GrammarCompiler(hf_tokenizer)                                           # doctest: +SKIP
+        >>> matcher = compiler.matcher(JsonSchemaConstraint(json_schema={"type": "object"}))  # doctest: +SKIP
     """
 
     def __init__(self, hf_tokenizer: Any, *, cache_size: int = 64, token_table_cache: Path | None = None) -> None:
@@ -38,17 +42,16 @@ class GrammarCompiler:
         self.vocab_size = self.tokenizer.vocab_size
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._cache_size = cache_size
-        self.compilations = 0  # how many schemas were actually compiled (tests check the cache works)
+        self.compilations = 0  # how many constraints were actually compiled (tests check the cache works)
         self._lock = threading.Lock()  # engines serve concurrent requests
 
-    def grammar(self, schema: dict[str, Any] | str) -> str:
-        """Return the compiled grammar for a JSON Schema (dict) or a Lark grammar (str), cached.
+    def grammar(self, constraint: Constraint) -> str:
+        """Return the compiled grammar for `constraint` (cached); `GrammarError` naming the fix if it cannot compile.
 
-        Lark grammars use llguidance's dialect and may embed schemas with `%json { ... }`.
+        A JSON Schema is compiled with the constraint's whitespace options (an `x-guidance` object in
+        the schema itself wins); Lark text in llguidance's dialect may embed schemas with `%json { ... }`.
         """
-        is_lark = isinstance(schema, str)
-        source = schema if is_lark else json.dumps(schema, sort_keys=True)
-        key = ("lark:" if is_lark else "json:") + hashlib.sha256(source.encode()).hexdigest()
+        key = _cache_key(constraint)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
@@ -56,7 +59,10 @@ class GrammarCompiler:
                 return cached
         LLMatcher = self._llguidance.LLMatcher
         try:
-            grammar = LLMatcher.grammar_from_lark(schema) if is_lark else LLMatcher.grammar_from_json_schema(schema, defaults=JSON_OPTIONS)
+            if isinstance(constraint, JsonSchemaConstraint):
+                grammar = LLMatcher.grammar_from_json_schema(constraint.json_schema, defaults=cast("JsonCompileOptions", constraint.whitespace()))
+            else:
+                grammar = LLMatcher.grammar_from_lark(constraint.grammar)
         except ValueError as exc:  # a Lark syntax error
             raise GrammarError(f"The step grammar cannot be parsed: {exc}. Check the tool argument types.") from None
         is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, self.tokenizer)
@@ -69,12 +75,21 @@ class GrammarCompiler:
                 self._cache.popitem(last=False)
         return grammar
 
-    def matcher(self, schema: dict[str, Any] | str) -> Any:
-        """A fresh `llguidance.LLMatcher` positioned at the start of `schema` (a JSON Schema or Lark text)."""
-        matcher = self._llguidance.LLMatcher(self.tokenizer, self.grammar(schema), log_level=1)
+    def matcher(self, constraint: Constraint) -> Any:
+        """A fresh `llguidance.LLMatcher` positioned at the start of `constraint`."""
+        matcher = self._llguidance.LLMatcher(self.tokenizer, self.grammar(constraint), log_level=1)
         if matcher.is_error():
             raise GrammarError(f"The grammar failed to start: {matcher.get_error()}")
         return matcher
+
+
+def _cache_key(constraint: Constraint) -> str:
+    """The constraint's kind and a hash of its canonical text: equal constraints share one compiled grammar."""
+    if isinstance(constraint, JsonSchemaConstraint):
+        text = json.dumps([constraint.json_schema, constraint.whitespace()], sort_keys=True)
+    else:
+        text = constraint.grammar
+    return f"{constraint.kind}:{hashlib.sha256(text.encode()).hexdigest()}"
 
 
 class TokenMask:

@@ -18,7 +18,7 @@ from agentkit.errors import ModelCapabilityError, ModelLoadError
 from agentkit.engine.chat import render_prompt
 from agentkit.engine.grammar import GrammarCompiler
 from agentkit.engine.kv_cache import PrefixCache, new_cache
-from agentkit.engine.model_info import native_tool_format
+from agentkit.engine.model_info import tool_call_convention
 from agentkit.engine.prompt_tokens import DEFAULT_PREFILL_CHUNK, TokenMemo, check_fits, reply_targets, sampling_generator
 from agentkit.engine.loading import (
     cached_conversion,
@@ -176,12 +176,13 @@ class LocalEngine:
         return self.processor is not None and getattr(self.processor, "image_processor", None) is not None
 
     @property
-    def native_tool_format(self) -> str | None:
-        """The tool format (`agentkit.formats`) this model's chat template renders, None if it has none.
+    def tool_call_convention(self) -> str | None:
+        """The tool-call convention this model's chat template renders ("hermes", "pythonic"...), None if it knows no tools.
 
-        `Agent(tool_format="auto")` uses it, and then lets the template render the tools itself.
+        `Agent(tool_format="auto")` uses the tool format that matches it, and then lets the template
+        render the tools itself.
         """
-        return native_tool_format(getattr(self.tokenizer, "chat_template", None))
+        return tool_call_convention(getattr(self.tokenizer, "chat_template", None))
 
     # -- Backend protocol ------------------------------------------------------------------------
 
@@ -227,7 +228,7 @@ class LocalEngine:
         return kv, reused, {}
 
     def generate(self, request: GenerationRequest, *, cancel: threading.Event | None = None) -> Generation:
-        """Decode one reply; constrained to `request.grammar` or `request.json_schema` when set.
+        """Decode one reply; constrained to `request.constraint` when set.
 
         Setting `cancel` (from any thread) stops the decode at its next token and frees its batch row;
         the reply so far comes back with `finish_reason="length"` and `details["cancelled"]` true.
@@ -238,8 +239,7 @@ class LocalEngine:
         prompt_text, prompt_ids, key_ids, multimodal = self._prompt(request)
         check_fits(self.name, len(prompt_ids), request.max_tokens, self.context_window)
         generator = sampling_generator(request, self.device)
-        constraint = request.grammar if request.grammar is not None else request.json_schema
-        matcher = self.grammars.matcher(constraint) if constraint is not None else None
+        matcher = self.grammars.matcher(request.constraint) if request.constraint is not None else None
         kv, reused, inputs = self._cached_start(key_ids, multimodal)
         decode_request = DecodeRequest(
             prompt_ids=prompt_ids,

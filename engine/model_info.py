@@ -1,8 +1,9 @@
 """What a model path holds, read from its metadata alone (no weights loaded): for `agentkit models`.
 
 Architecture, context length, size, the chat template and whether it knows about tools, and which
-tool-call convention the template uses, and the `agentkit.formats` tool format that matches it
-(what `Agent(tool_format="auto")` picks for the model).
+tool-call convention the template uses. The engine reports conventions only; the agent layer maps
+one to its tool format (`agentkit.formats.format_for_convention`, what `Agent(tool_format="auto")`
+picks for the model).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from agentkit.errors import ModelLoadError
-from agentkit.formats import format_for_convention
 from agentkit.engine.loading import resolve_model_path
 
 # Markers of the tool-call conventions found in chat templates, most specific first.
@@ -44,7 +44,6 @@ class ModelInfo(BaseModel):
     has_chat_template: bool = False
     template_mentions_tools: bool = False
     tool_call_format: str = "none"  # one of TOOL_CALL_FORMATS' names, "generic" or "none"
-    agentkit_format: str = "agentkit"  # the agentkit.formats format agents use for it by default
 
 
 def describe_model(path: str | os.PathLike[str]) -> ModelInfo:
@@ -112,7 +111,6 @@ def _describe_gguf(path: Path) -> ModelInfo:
         has_chat_template=bool(template),
         template_mentions_tools=mentions,
         tool_call_format=convention,
-        agentkit_format=format_for_convention(convention) or "agentkit",
     )
 
 
@@ -140,7 +138,6 @@ def _describe_folder(folder: Path) -> ModelInfo:
         has_chat_template=bool(template),
         template_mentions_tools=mentions,
         tool_call_format=convention,
-        agentkit_format=format_for_convention(convention) or "agentkit",
     )
 
 
@@ -153,20 +150,21 @@ def _folder_template(folder: Path) -> str | None:
         template = json.loads(tokenizer_config.read_text()).get("chat_template")
         if isinstance(template, list):  # named templates: [{"name": "default", "template": ...}, ...]
             return "\n".join(str(t.get("template", "")) for t in template)
-        return template
+        return template if isinstance(template, str) else None
     return None
 
 
-def native_tool_format(template: str | None) -> str | None:
-    """The `agentkit.formats` name of the tool syntax a chat template renders, None if it knows none we speak.
+def tool_call_convention(template: str | None) -> str | None:
+    """The tool-call convention a chat template renders (a `TOOL_CALL_FORMATS` name or "generic"), None if it knows no tools.
 
     Example:
-        >>> native_tool_format("{% for t in tools %}{{ t }}{% endfor %}<tool_call>")
+        >>> tool_call_convention("{% for t in tools %}{{ t }}{% endfor %}<tool_call>")
         'hermes'
-        >>> native_tool_format("{{ messages[0]['content'] }}") is None
+        >>> tool_call_convention("{{ messages[0]['content'] }}") is None
         True
     """
-    return format_for_convention(detect_tool_call_format(template)[1])
+    convention = detect_tool_call_format(template)[1]
+    return None if convention == "none" else convention
 
 
 def _int(value: Any) -> int | None:

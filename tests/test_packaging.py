@@ -20,6 +20,7 @@ def test_public_api_is_pinned():
         "GenerationRequest", "GrammarError", "Image", "ModelCapabilityError", "InvalidStepError", "MaxStepsExceeded", "Message", "ModelLoadError",
         "Observation", "RunResult", "SamplingSettings", "Step", "StepFormat", "StepLimits", "Tool", "ToolCall", "ToolDefinitionError", "ToolPolicy", "InvalidArgumentsError", "RemoteBackend", "RemoteError",
         "ToolError", "ToolRegistry", "Usage", "__version__", "tool",
+        "JsonSchemaConstraint", "LarkConstraint",
     ])
     for name in agentkit.__all__:
         assert hasattr(agentkit, name), name

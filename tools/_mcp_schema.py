@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agentkit.errors import ToolDefinitionError
-from agentkit.tool import _NAME, _RESERVED_NAMES, _tidy_schema
+from agentkit.schema import RESERVED_TOOL_NAMES, tidy_schema, valid_tool_name
 
 # Keywords llguidance rejects ("Unimplemented keys"): dropped from the grammar copy only.
 _UNSUPPORTED_KEYWORDS = frozenset(
@@ -67,9 +67,9 @@ def safe_tool_name(remote_name: str, prefix: str = "") -> str:
     if len(name) > 64:
         digest = hashlib.sha256((prefix + remote_name).encode()).hexdigest()[:8]
         name = f"{name[:55]}_{digest}"
-    if not _NAME.match(name) or name in _RESERVED_NAMES:
+    if not valid_tool_name(name):
         raise ToolDefinitionError(
-            f"The MCP tool {remote_name!r} cannot be named {name!r} in agentkit ({sorted(_RESERVED_NAMES)} "
+            f"The MCP tool {remote_name!r} cannot be named {name!r} in agentkit ({sorted(RESERVED_TOOL_NAMES)} "
             "are reserved). Pass prefix='...' to MCPClient to rename the server's tools."
         )
     return name
@@ -87,7 +87,7 @@ def grammar_safe_schema(schema: Any, *, tool_name: str = "tool") -> dict[str, An
         )
     if not {"properties", "additionalProperties", "patternProperties", "anyOf", "oneOf", "allOf", "$ref"} & schema.keys():
         schema["properties"] = {}  # takes no arguments: the grammar then makes the model write {}
-    tidy: dict[str, Any] = _tidy_schema(_strip_unsupported(_localise_refs(schema)))
+    tidy: dict[str, Any] = tidy_schema(_strip_unsupported(_localise_refs(schema)))
     return tidy
 
 

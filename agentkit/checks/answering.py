@@ -49,8 +49,7 @@ async def discard_calls(
         return step, [], None
     notes = [Message(role="tool", name=d.call.name, content=render("unrun_call.jinja", name=d.call.name, reason=d.reason)) for d in discards]
     messages = [*request.messages, Message(role="assistant", content=answer_format.render(step)), *notes]
-    constraint = {"json_schema": None, "grammar": None, **answer_format.constraint()}
-    generation = await backend.agenerate(request.model_copy(update={"messages": messages, **constraint}))
+    generation = await backend.agenerate(request.model_copy(update={"messages": messages, "constraint": answer_format.constraint()}))
     if generation.finish_reason == "length":
         return step, [], generation
     try:

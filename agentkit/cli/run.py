@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
@@ -26,6 +27,7 @@ from rich.markup import escape
 
 from agentkit.agent import Agent
 from agentkit.backend import Backend
+from agentkit.formats import format_for_convention
 from agentkit.cli.common import (
     TOOL_NAMES,
     AllowWriteOption,
@@ -160,8 +162,9 @@ def models(
         from agentkit.engine.model_info import describe_model
 
         info = describe_model(path if path is not None else embedded_gguf_path())
+        agentkit_format = format_for_convention(info.tool_call_format) or "agentkit"
         if json_output:
-            print(info.model_dump_json(indent=2))
+            print(json.dumps({**info.model_dump(mode="json"), "agentkit_format": agentkit_format}, indent=2))
             return
         rows = {
             "path": info.path,
@@ -174,7 +177,7 @@ def models(
             "chat template": "yes" if info.has_chat_template else "no (agentkit falls back to ChatML)",
             "template knows tools": "yes" if info.template_mentions_tools else "no",
             "tool-call format": info.tool_call_format,
-            "agentkit tool format": f"{info.agentkit_format} (--format to override)",
+            "agentkit tool format": f"{agentkit_format} (--format to override)",
         }
         for key, value in rows.items():
             console.print(f"[bold]{key:>22}[/]  {value}")
@@ -319,7 +322,7 @@ def _warm_grammar(backend: Backend, agent: Agent, *, quiet: bool) -> None:
     grammars = getattr(backend, "grammars", None)
     if grammars is not None:
         with spinner(f"compiling the step grammar for {len(agent.registry)} tools", quiet):
-            grammars.grammar(next(iter(agent._constraint.values())))
+            grammars.grammar(agent.constraint)
 
 
 def _run_live(

@@ -28,6 +28,7 @@ from agentkit.agent import Agent
 from agentkit.backend import Backend, Generation, GenerationRequest, Scorer
 from agentkit.checks import DEFAULT_STEP_CHECKS, StepCheck
 from agentkit.errors import AgentkitError
+from agentkit.formats import format_for_convention
 from agentkit.prompting import Example
 from agentkit.steps import StepLimits
 from agentkit.tool import Tool
@@ -191,12 +192,12 @@ class UnconstrainedBackend:
         self.backend = backend
         self.context_window = backend.context_window
         self.name = getattr(backend, "name", type(backend).__name__)
-        self.native_tool_format = getattr(backend, "native_tool_format", None)
+        self.tool_call_convention = getattr(backend, "tool_call_convention", None)
         if isinstance(backend, Scorer):  # the control differs from the real run in the grammar only
             self.score = backend.score
 
     def _free(self, request: GenerationRequest) -> GenerationRequest:
-        return request.model_copy(update={"json_schema": None, "grammar": None})
+        return request.model_copy(update={"constraint": None})
 
     def generate(self, request: GenerationRequest) -> Generation:
         return self.backend.generate(self._free(request))
@@ -366,7 +367,7 @@ def evaluate(
             seconds=time.perf_counter() - started,
         )
         cases.extend(results)
-    used_format = tool_format if tool_format != "auto" else (getattr(backend, "native_tool_format", None) or "agentkit")
+    used_format = tool_format if tool_format != "auto" else (format_for_convention(getattr(backend, "tool_call_convention", None)) or "agentkit")
     if template_baseline:
         used_format = "template (vLLM hermes parser)"
     return BfclReport(

@@ -27,8 +27,9 @@ from agentkit.formats.base import TextAnswerFormat, ToolFormat
 from agentkit.formats.hermes import HermesFormat
 from agentkit.formats.llama_json import Llama3JsonFormat
 from agentkit.formats.pythonic import PythonicFormat
+from agentkit.formats.step_json import StepFormat
 from agentkit.registry import ToolRegistry
-from agentkit.steps import StepFormat, StepLimits
+from agentkit.steps import StepLimits
 
 FORMATS: dict[str, type[Any]] = {
     "agentkit": StepFormat,

@@ -97,7 +97,7 @@ class PythonGrammar:
             return self._rule(f'"{{" {body} "}}"' if body else '"{}"')
         extra = schema.get("additionalProperties", True)
         patterns = schema.get("patternProperties")
-        if isinstance(patterns, dict) and patterns:  # a map whose key bound `_bound` put in a pattern
+        if isinstance(patterns, dict) and patterns:  # a map whose key bound `bound_schema` put in a pattern
             extra = next(iter(patterns.values()))
         if extra is False:
             return self._rule('"{}"')

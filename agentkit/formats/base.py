@@ -12,18 +12,11 @@ import hashlib
 import json
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from agentkit.constraints import Constraint, JsonSchemaConstraint, LarkConstraint
+from agentkit.formats.step_json import StepFormat, output_adapter, tool_call_variants
 from agentkit.registry import ToolRegistry
-from agentkit.steps import (
-    JSON_OPTIONS,
-    ParsedStep,
-    StepFormat,
-    StepLimits,
-    StepParseError,
-    _bound,
-    distinct,
-    output_adapter,
-    tool_call_variants,
-)
+from agentkit.schema import bound_schema
+from agentkit.steps import ParsedStep, StepLimits, StepParseError, distinct
 from agentkit.types import ToolCall
 
 
@@ -31,8 +24,8 @@ from agentkit.types import ToolCall
 class ToolFormat(Protocol):
     """One tool-call syntax: its grammar, its parser and its renderer, for one tool set.
 
-    `constraint()` gives the `GenerationRequest` fields that enforce the syntax (`json_schema` or
-    `grammar`); `call_shape()` / `answer_shape()` describe it to the model in prompts.
+    `constraint()` gives the `GenerationRequest.constraint` that enforces the syntax (a JSON Schema
+    or a Lark grammar); `call_shape()` / `answer_shape()` describe it to the model in prompts.
     """
 
     name: str
@@ -40,7 +33,7 @@ class ToolFormat(Protocol):
     output_type: Any
     limits: StepLimits
 
-    def constraint(self) -> dict[str, Any]: ...
+    def constraint(self) -> Constraint: ...
 
     def parse(self, text: str, *, step_index: int) -> ParsedStep: ...
 
@@ -96,9 +89,9 @@ class TextAnswerFormat:
 
     # -- ToolFormat ------------------------------------------------------------------------------
 
-    def constraint(self) -> dict[str, Any]:
-        """The request fields that hold decoding to this format: `{"grammar": <lark>}`."""
-        return {"grammar": self.grammar}
+    def constraint(self) -> LarkConstraint:
+        """What holds decoding to this format: its Lark grammar."""
+        return LarkConstraint(grammar=self.grammar)
 
     def parse(self, text: str, *, step_index: int) -> ParsedStep:
         """Calls if the text holds any (in this syntax), else the final answer."""
@@ -141,7 +134,7 @@ class TextAnswerFormat:
         answer = schema["properties"]["final_answer"]
         if "$defs" in schema:
             answer = {**answer, "$defs": schema["$defs"]}
-        return _json_rule(answer)
+        return JsonSchemaConstraint(json_schema=answer).lark_rule()
 
     def _parse_answer(self, text: str) -> Any:
         if self.output_type is str:
@@ -158,7 +151,7 @@ class TextAnswerFormat:
         schema: dict[str, Any] = {"anyOf": variants} if len(variants) > 1 else variants[0]
         if defs:
             schema = {**schema, "$defs": defs}
-        return _bound(schema, self.limits)  # a fresh copy: tool_call_variants copies each tool's schema
+        return bound_schema(schema, self.limits)  # a fresh copy: tool_call_variants copies each tool's schema
 
     def _call_from_object(self, data: Any, index: int, step_index: int) -> ToolCall:
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
@@ -167,11 +160,6 @@ class TextAnswerFormat:
         if not isinstance(arguments, dict):
             raise StepParseError(f"Call {index + 1}: \"{self.arguments_key}\" must be an object.")
         return ToolCall(id=f"call_{step_index}_{index}", name=data["name"], arguments=arguments)
-
-
-def _json_rule(schema: dict[str, Any]) -> str:
-    """A Lark `%json` lexeme for `schema`, written compactly like json.dumps."""
-    return "%json " + json.dumps({"x-guidance": JSON_OPTIONS, **schema}, ensure_ascii=False)
 
 
 def _regex_class_escape(text: str) -> str:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import re
 
-from agentkit.formats.base import TextAnswerFormat, _json_rule, repeat, repeat_optional
+from agentkit.constraints import JsonSchemaConstraint
+from agentkit.formats.base import TextAnswerFormat, repeat, repeat_optional
 from agentkit.registry import ToolRegistry  # noqa: F401 - used by the docstring example
 from agentkit.steps import StepParseError
 from agentkit.types import ToolCall
@@ -54,7 +55,7 @@ class HermesFormat(TextAnswerFormat):
             "calls": 'tagged_calls "\\n"?',
             "tagged_calls": repeat("call", "\n", most),
             "call": '"<tool_call>\\n" call_object "\\n</tool_call>"',
-            "call_object": _json_rule(self.call_schema()),
+            "call_object": JsonSchemaConstraint(json_schema=self.call_schema()).lark_rule(),
         }
         if self.output_type is str:  # a JSON answer of a structured output type would start like a bare call
             objects = repeat("call_object", "\n", most)
@@ -101,7 +102,8 @@ class HermesFormat(TextAnswerFormat):
         # Each block's JSON is read with a JSON decoder, not up to the next `</tool_call>`: an argument
         # may itself contain the marker text (a prompt-injected value, or a random model's string).
         decoder = json.JSONDecoder()
-        calls, position = [], 0
+        calls: list[ToolCall] = []
+        position = 0
         while (start := text.find(OPEN, position)) != -1:
             body = start + len(OPEN)
             body += len(text[body:]) - len(text[body:].lstrip())
@@ -118,7 +120,8 @@ class HermesFormat(TextAnswerFormat):
     def _parse_objects(self, body: str, step_index: int) -> list[ToolCall]:
         """Bare call objects, one after another (the untagged spellings)."""
         decoder = json.JSONDecoder()
-        calls, position = [], 0
+        calls: list[ToolCall] = []
+        position = 0
         body = body.strip()
         while position < len(body):
             try:

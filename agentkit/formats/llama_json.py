@@ -7,8 +7,10 @@ convention vLLM's llama3_json parser reads). Anything that does not start with `
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from agentkit.formats.base import TextAnswerFormat, _json_rule, repeat
+from agentkit.constraints import JsonSchemaConstraint
+from agentkit.formats.base import TextAnswerFormat, repeat
 from agentkit.registry import ToolRegistry
 from agentkit.steps import StepParseError
 from agentkit.types import ToolCall
@@ -31,7 +33,7 @@ class Llama3JsonFormat(TextAnswerFormat):
     arguments_key = "parameters"
 
     def _calls_rules(self) -> dict[str, str]:
-        return {"calls": repeat("call", "; ", self.limits.max_calls), "call": _json_rule(self.call_schema())}
+        return {"calls": repeat("call", "; ", self.limits.max_calls), "call": JsonSchemaConstraint(json_schema=self.call_schema()).lark_rule()}
 
     def _parse_calls(self, text: str, step_index: int) -> list[ToolCall] | None:
         text = text.strip()
@@ -40,7 +42,8 @@ class Llama3JsonFormat(TextAnswerFormat):
         if not text.startswith("{"):
             return None
         decoder = json.JSONDecoder()
-        objects, position = [], 0
+        objects: list[Any] = []
+        position = 0
         while position < len(text):
             try:
                 data, position = decoder.raw_decode(text, position)

@@ -13,7 +13,8 @@ from agentkit.errors import ToolDefinitionError
 from agentkit.formats._python_values import PythonGrammar, literal_value, python_literal
 from agentkit.formats.base import TextAnswerFormat, repeat
 from agentkit.registry import ToolRegistry
-from agentkit.steps import StepParseError, _bound
+from agentkit.schema import bound_schema
+from agentkit.steps import StepParseError
 from agentkit.types import ToolCall
 
 PYTHON_START, PYTHON_END = "<|python_start|>", "<|python_end|>"  # Llama 4 may wrap its calls in these
@@ -52,7 +53,7 @@ class PythonicFormat(TextAnswerFormat):
         values = PythonGrammar(self.limits)
         calls = []
         for t in self.registry:
-            parameters = _bound(copy.deepcopy(t.parameters), self.limits)
+            parameters = bound_schema(copy.deepcopy(t.parameters), self.limits)
             arguments = values.keyword_arguments(parameters, parameters.get("$defs", {}))
             calls.append(f'"{t.name}(" {arguments} ")"' if arguments else f'"{t.name}()"')
         return {"calls": f'"[" {repeat("call", ", ", self.limits.max_calls)} "]"', "call": " | ".join(calls), **values.rules}

@@ -132,7 +132,7 @@ def create_app(
 async def _generate(backend: Backend, plan: Plan, request: Request) -> Generation | None:
     """Run the backend; cancel it if the client disconnects first. Map user errors to 400."""
     generation_request = GenerationRequest(
-        messages=plan.messages, json_schema=plan.json_schema, max_tokens=plan.max_tokens,
+        messages=plan.messages, constraint=plan.constraint, max_tokens=plan.max_tokens,
         temperature=plan.temperature, top_p=plan.top_p, seed=plan.seed,
     )
     task = asyncio.ensure_future(backend.agenerate(generation_request))

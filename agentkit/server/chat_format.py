@@ -21,7 +21,9 @@ from agentkit.prompting import system_prompt
 from agentkit.registry import ToolRegistry
 from agentkit.server.limits import RequestError
 from agentkit.server.request import ChatMessage, ChatRequest, ContentPart, ImageUrl, ResponseFormat, ToolSpec, validate_request
-from agentkit.steps import StepFormat, StepLimits, StepParseError
+from agentkit.constraints import JsonSchemaConstraint
+from agentkit.formats import StepFormat
+from agentkit.steps import StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.types import Message
 
@@ -34,7 +36,7 @@ class Plan:
     """How to answer one request: the prompt, the grammar (if any), and how to read the output back."""
 
     messages: list[Message]
-    json_schema: dict[str, Any] | None
+    constraint: JsonSchemaConstraint | None  # None: free text
     step_format: StepFormat | None  # set when the output is an agentkit step (tools in play)
     max_tokens: int
     temperature: float
@@ -64,7 +66,7 @@ def plan_request(body: Any) -> Plan:
 
     Example:
         >>> plan = plan_request({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8})
-        >>> [m.role for m in plan.messages], plan.json_schema, plan.max_tokens
+        >>> [m.role for m in plan.messages], plan.constraint, plan.max_tokens
         (['user'], None, 8)
     """
     request = body if isinstance(body, ChatRequest) else validate_request(body)
@@ -96,11 +98,11 @@ def plan_request(body: Any) -> Plan:
         if choice != "auto" and "anyOf" in schema:  # required or a named function: calls only, no final answer
             schema = {**schema["anyOf"][0], **({"$defs": schema["$defs"]} if "$defs" in schema else {})}
         prompt = [Message(role="system", content=system_prompt(instructions, registry, step_format)), *conversation]
-        return Plan(prompt, schema, step_format, **options)
+        return Plan(prompt, JsonSchemaConstraint(json_schema=schema), step_format, **options)
 
     schema = _response_format(request.response_format)
     prompt = ([Message(role="system", content=instructions)] if instructions else []) + conversation
-    return Plan(prompt, schema, None, **options)
+    return Plan(prompt, None if schema is None else JsonSchemaConstraint(json_schema=schema), None, **options)
 
 
 def read_output(plan: Plan, text: str) -> tuple[str | None, list[dict[str, Any]]]:

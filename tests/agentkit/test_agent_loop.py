@@ -17,6 +17,7 @@ from agentkit import (
     ExampleCall,
     GenerationRequest,
     InvalidStepError,
+    JsonSchemaConstraint,
     MaxStepsExceeded,
     RunResult,
     SamplingSettings,
@@ -96,7 +97,7 @@ def test_two_step_run_gives_output_steps_usage_and_messages():
     # The second request showed the model the tool's result.
     assert len(backend.requests) == 2
     assert any(m.role == "tool" and "391" in m.content for m in backend.requests[1].messages)
-    assert backend.requests[0].json_schema == agent.tool_format.grammar_schema()
+    assert backend.requests[0].constraint == JsonSchemaConstraint(json_schema=agent.tool_format.grammar_schema())
 
 
 def test_several_calls_in_one_step_all_run_in_order():
@@ -445,7 +446,7 @@ def test_request_carries_sampling_settings_and_grammar():
     request: GenerationRequest = backend.requests[0]
     assert (request.temperature, request.top_p, request.max_tokens) == (0.7, 0.9, 99)
     assert request.seed is not None
-    assert request.json_schema == agent.tool_format.grammar_schema()
+    assert request.constraint == JsonSchemaConstraint(json_schema=agent.tool_format.grammar_schema())
 
 
 @pytest.mark.parametrize("settings", [{"temperature": -0.1}, {"top_p": 0.0}, {"top_p": 1.5}, {"max_step_tokens": 0}])

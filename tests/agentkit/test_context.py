@@ -119,7 +119,7 @@ def test_summarize_replaces_old_observations_with_the_models_summary(engine):
     asked = [i for i, r in enumerate(backend.requests) if "Summarise these tool results" in r.messages[-1].content]
     assert asked, "the model was never asked for a summary"
     summary_request = backend.requests[asked[0]]
-    assert summary_request.json_schema is None and summary_request.grammar is None  # free text
+    assert summary_request.constraint is None  # free text
     assert summary_request.max_tokens == 48
     assert "fact1x50" in summary_request.messages[-1].content  # the oldest observation is in it, whole
     after = backend.requests[asked[0] + 1].messages

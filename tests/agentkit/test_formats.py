@@ -7,7 +7,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel
 
-from agentkit import Agent, tool
+from agentkit import Agent, LarkConstraint, tool
 from agentkit.errors import ToolDefinitionError
 from agentkit.formats import FORMATS, make_tool_format
 from agentkit.registry import ToolRegistry
@@ -79,8 +79,7 @@ TRICKY_CALLS = [
 def _matches_grammar(tokenizer, fmt, text: str) -> bool:
     from agentkit.engine.grammar import GrammarCompiler
 
-    constraint = fmt.constraint()
-    matcher = GrammarCompiler(tokenizer).matcher(constraint.get("grammar") or constraint.get("json_schema"))
+    matcher = GrammarCompiler(tokenizer).matcher(fmt.constraint())
     return all(matcher.consume_token(t) for t in tokenizer.encode(text)) and matcher.is_accepting()
 
 
@@ -295,7 +294,7 @@ def test_agent_runs_in_each_native_format(name, outputs):
     result = Agent(backend, tools=[calculator], tool_format=name).run("What is 17 * 23?")
     assert result.output == "It is 391."
     assert result.steps[0].observations[0].content == "391"
-    assert backend.requests[0].grammar is not None and backend.requests[0].json_schema is None
+    assert backend.requests[0].constraint == LarkConstraint(grammar=make_tool_format(name, ToolRegistry([calculator])).grammar)
     system = result.messages[0].content
     assert "calculator(expression" in system and "plain text" in system
     # The few-shot example is written in the same syntax the model must use.
@@ -304,7 +303,7 @@ def test_agent_runs_in_each_native_format(name, outputs):
 
 def test_auto_picks_the_templates_own_format_and_lets_the_template_render_tools():
     class HermesTemplateBackend(ScriptedBackend):
-        native_tool_format = "hermes"
+        tool_call_convention = "hermes"
 
     backend = HermesTemplateBackend(["<tool_call>\n{\"name\": \"ping\", \"arguments\": {}}\n</tool_call>", "up"])
     agent = Agent(backend, tools=[ping], examples=[])

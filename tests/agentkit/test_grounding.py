@@ -41,7 +41,7 @@ def test_an_invented_call_is_dropped_and_the_model_answers_instead(tmp_path):
         "[get_forecast was not run: its values are not in the conversation. Answer the user without it.]"
     )
     # The second request could only be answered: its schema has no way to call a tool.
-    assert "calls" in str(backend.requests[0].json_schema) and "calls" not in str(backend.requests[1].json_schema)
+    assert "calls" in str(backend.requests[0].constraint) and "calls" not in str(backend.requests[1].constraint)
     assert result.usage.model_calls == 2
     assert "get_forecast" not in result.messages[-1].content  # the history shows the answer, not the guess
     events = read_trace(tmp_path / "run.jsonl")

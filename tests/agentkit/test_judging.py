@@ -60,7 +60,7 @@ def test_a_call_the_model_judges_unfit_is_not_run_and_the_model_is_told_so_and_a
     assert answer_request.messages[-2].role == "assistant" and "get_forecast" in answer_request.messages[-2].content
     assert answer_request.messages[-1].role == "tool"
     assert "was not run: it does not fit the request" in answer_request.messages[-1].content
-    assert "<tool_call>" not in answer_request.grammar
+    assert "<tool_call>" not in answer_request.constraint.grammar
     assert "get_forecast" not in result.messages[-1].content  # the history shows the answer
     events = read_trace(tmp_path / "run.jsonl")
     dropped = [(e["check"], e["reason"]) for e in events if e["event"] == "calls_dropped"]
@@ -137,7 +137,7 @@ def test_the_answer_only_grammar_refuses_a_call_written_as_text(smollm2_tokenize
     answer_only = HermesFormat(ToolRegistry([forecast_tool(made)]), answer_only=True)
 
     def accepts(text: str) -> bool:
-        matcher = compiler.matcher(answer_only.constraint()["grammar"])
+        matcher = compiler.matcher(answer_only.constraint())
         tokens = smollm2_tokenizer.encode(text, add_special_tokens=False)
         return all(matcher.consume_token(t) for t in tokens) and matcher.is_accepting()
 

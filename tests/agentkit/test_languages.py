@@ -109,7 +109,7 @@ class _NativeTemplate:
 
 
 class _HermesBackend(ScriptedBackend):
-    native_tool_format = "hermes"  # like a Qwen model: the template renders the tools
+    tool_call_convention = "hermes"  # like a Qwen model: the template renders the tools
 
 
 @by_script
@@ -146,8 +146,7 @@ def byte_tokens(compiler):
 
 
 def accepts(compiler, fmt, tokens: list[int]) -> bool:
-    constraint = fmt.constraint()
-    matcher = compiler.matcher(constraint.get("grammar") or constraint.get("json_schema"))
+    matcher = compiler.matcher(fmt.constraint())
     return all(matcher.consume_token(t) for t in tokens) and matcher.is_accepting()
 
 
@@ -312,7 +311,7 @@ LIMITS = StepLimits(max_calls=2, string_chars=8, answer_chars=16, array_items=2)
 
 @pytest.mark.parametrize("fmt_name", ["agentkit", "hermes", "pythonic"])
 def test_random_weights_write_only_valid_steps_in_every_script(fmt_name, random_engine):
-    from agentkit import GenerationRequest
+    from agentkit import GenerationRequest, LarkConstraint
 
     for s in SCRIPTS.values():
         received: list[str] = []
@@ -342,7 +341,7 @@ def test_random_weights_write_only_valid_steps_in_every_script(fmt_name, random_
             calls_only = re.sub(r"^start: .*$", "start: calls", grammar, flags=re.MULTILINE)
             assert calls_only != grammar
             for seed in range(3):
-                request = GenerationRequest(messages=agent.first_messages(s.task), grammar=calls_only, max_tokens=200,
+                request = GenerationRequest(messages=agent.first_messages(s.task), constraint=LarkConstraint(grammar=calls_only), max_tokens=200,
                                             temperature=1.0, seed=seed)
                 generation = random_engine.generate(request)
                 assert generation.finish_reason == "stop" and "\ufffd" not in generation.text

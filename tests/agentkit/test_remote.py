@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agentkit import Agent, GenerationRequest, Message, RemoteBackend, RemoteError
+from agentkit import Agent, GenerationRequest, JsonSchemaConstraint, Message, RemoteBackend, RemoteError
 from agentkit.tools import calculator
 
 STEP_CALL = {"calls": [{"name": "calculator", "arguments": {"expression": "6 * 7"}}]}
@@ -75,7 +75,7 @@ def serve():
 
 
 def request(schema=None):
-    return GenerationRequest(messages=[Message(role="system", content="s"), Message(role="tool", content="calculator returned: 42")], json_schema=schema)
+    return GenerationRequest(messages=[Message(role="system", content="s"), Message(role="tool", content="calculator returned: 42")], constraint=None if schema is None else JsonSchemaConstraint(json_schema=schema))
 
 
 def test_the_step_schema_goes_out_as_response_format_and_text_comes_back(serve):
@@ -85,6 +85,16 @@ def test_the_step_schema_goes_out_as_response_format_and_text_comes_back(serve):
     sent = server.bodies[0]
     assert sent["response_format"]["json_schema"]["schema"] == {"type": "object"} and sent["model"] == "m"
     assert [m["role"] for m in sent["messages"]] == ["system", "user"]  # tool results go as user turns
+
+
+@pytest.mark.parametrize("mode", ["auto", "tools"])
+def test_a_lark_constraint_goes_out_unconstrained_and_the_format_parses_the_reply(serve, mode):
+    # Servers enforce JSON Schemas only: a native format's grammar is not sent (nor turned into tools).
+    call = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "6 * 7"}}\n</tool_call>'
+    server = serve((200, completion(call), {}), (200, completion("It is 42."), {}))
+    result = Agent(RemoteBackend(server.url, model="m", mode=mode), tools=[calculator], tool_format="hermes").run("What is 6 * 7?")
+    assert result.output == "It is 42." and result.steps[0].observations[0].content == "42"
+    assert len(server.bodies) == 2 and all("response_format" not in b and "tools" not in b for b in server.bodies)
 
 
 def test_transient_failures_are_retried_with_backoff_and_retry_after(serve):

@@ -98,7 +98,7 @@ def test_a_hermes_call_written_with_the_marker_tokens_is_accepted_and_jump_forwa
     compiler = GrammarCompiler(marker_tokenizer)
     fmt = make_tool_format("hermes", ToolRegistry(TOOLS), limits=LIMITS)
     open_id, close_id = (marker_tokenizer.convert_tokens_to_ids(m) for m in MARKERS)
-    matcher = compiler.matcher(fmt.constraint()["grammar"])
+    matcher = compiler.matcher(fmt.constraint())
     mask = TokenMask(compiler.vocab_size)
     mask.fill(matcher)
     allowed = mask.allowed(torch.device("cpu"))
@@ -123,7 +123,7 @@ def test_a_hermes_call_written_with_the_marker_tokens_is_accepted_and_jump_forwa
     assert matcher.is_accepting()
     # The same call spelled byte by byte (a model without the habit) is still a call, and its forced
     # closing marker never trips the matcher.
-    spelled = compiler.matcher(fmt.constraint()["grammar"])
+    spelled = compiler.matcher(fmt.constraint())
     remaining = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "1"}}\n</tool_call>'
     while remaining:
         forced = spelled.compute_ff_tokens()
@@ -185,7 +185,7 @@ def test_concurrent_requests_and_scoring_see_the_same_table(marker_tokenizer, ma
     results, errors = [], []
 
     def run(seed):
-        request = GenerationRequest(messages=[Message(role="user", content=f"task {seed}")], grammar=fmt.grammar,
+        request = GenerationRequest(messages=[Message(role="user", content=f"task {seed}")], constraint=fmt.constraint(),
                                     max_tokens=200, temperature=1.0, seed=seed)
         try:
             results.append(engine.generate(request).text)
@@ -225,7 +225,7 @@ def test_the_real_qwen_tokenizer_has_its_markers_as_text_in_the_table():
     assert not compiler.tokenizer.is_special_token(151657) and not compiler.tokenizer.is_special_token(151658)
     assert compiler.tokenizer.is_special_token(151645)  # <|im_end|>
     fmt = make_tool_format("hermes", ToolRegistry(TOOLS), limits=LIMITS)
-    matcher = compiler.matcher(fmt.constraint()["grammar"])
+    matcher = compiler.matcher(fmt.constraint())
     text = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
     ids = _ids(tokenizer, text)
     assert ids[0] == 151657 and ids[-1] == 151658

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentkit import Agent, MaxStepsExceeded, StepLimits
+from agentkit.constraints import JsonSchemaConstraint
 from agentkit.tools import calculator
 
 QUESTIONS = ["What is 17 * 23?", "What is 45 + 78?", "How much is 1200 / 16?", "Compute 2 to the power of 10.",
@@ -74,7 +75,7 @@ def test_a_failing_request_does_not_take_the_others_down(smollm2_tokenizer, make
 
     engine = LocalEngine.from_model(make_tiny_llama(smollm2_tokenizer, seed=3), smollm2_tokenizer, max_batch=4)
     good = GenerationRequest(messages=[Message(role="user", content="hi")], max_tokens=6)
-    bad = GenerationRequest(messages=[Message(role="user", content="hi")], json_schema={"type": "nonsense-type"}, max_tokens=6)
+    bad = GenerationRequest(messages=[Message(role="user", content="hi")], constraint=JsonSchemaConstraint(json_schema={"type": "nonsense-type"}), max_tokens=6)
 
     async def both():
         return await asyncio.gather(engine.agenerate(good), engine.agenerate(bad), engine.agenerate(good), return_exceptions=True)

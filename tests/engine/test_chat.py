@@ -65,7 +65,7 @@ def test_a_template_that_knows_tools_renders_them_itself(smollm2_tokenizer, make
     tokenizer = copy.deepcopy(smollm2_tokenizer)
     tokenizer.chat_template = HERMES_TEMPLATE
     engine = LocalEngine.from_model(make_tiny_llama(tokenizer), tokenizer)
-    assert engine.native_tool_format == "hermes"
+    assert engine.tool_call_convention == "hermes"
     agent = Agent(engine, tools=[calculator], instructions="Be exact.", max_steps=1, sampling=SamplingSettings(temperature=1.0, seed=3))
     assert agent.tool_format.name == "hermes" and agent.native_tools
     prompt = render_prompt(tokenizer, agent.first_messages("What is 2 + 2?"), tools=agent._tool_specs)

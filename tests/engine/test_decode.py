@@ -108,7 +108,7 @@ def test_jump_forward_cuts_forward_passes_on_tool_calls(smollm2):
     spec.loader.exec_module(module)
     agent = module.build_agent(smollm2)
     messages = agent.first_messages("What is 9 * 9 - 7?")
-    generation = smollm2.generate(GenerationRequest(messages=messages, json_schema=agent.tool_format.grammar_schema(), max_tokens=128))
+    generation = smollm2.generate(GenerationRequest(messages=messages, constraint=agent.tool_format.constraint(), max_tokens=128))
     decode_passes = generation.details["forward_passes"] - 1  # the first pass is the prefill
     assert generation.text.startswith('{"calls": [{"name": "calculator"')
     assert decode_passes <= 0.7 * generation.completion_tokens, generation.details

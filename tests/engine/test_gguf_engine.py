@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from agentkit import GenerationRequest, Message
+from agentkit import GenerationRequest, JsonSchemaConstraint, Message
 from agentkit.errors import ContextOverflowError, ModelCapabilityError, ModelLoadError
 
 SCHEMA = {
@@ -81,7 +81,8 @@ def test_greedy_decoding_gives_the_same_reply_on_both_engines(engines):
     for question in ("What's the weather in Oslo?", "Add 17 and 25.", "Zürich oder 東京?"):
         messages = [CONVERSATION[0], Message(role="user", content=question)]
         for schema in (None, SCHEMA):
-            request = _request(messages=messages, json_schema=schema, max_tokens=60)
+            constraint = None if schema is None else JsonSchemaConstraint(json_schema=schema)
+            request = _request(messages=messages, constraint=constraint, max_tokens=60)
             mine, theirs = gguf.generate(request), torch_engine.generate(request)
             assert mine.text == theirs.text
             assert mine.completion_tokens == theirs.completion_tokens and mine.prompt_tokens == theirs.prompt_tokens
@@ -91,7 +92,7 @@ def test_greedy_decoding_gives_the_same_reply_on_both_engines(engines):
 
 
 def test_a_seed_gives_the_same_reply_and_other_seeds_other_replies(gguf):
-    replies = [gguf.generate(_request(temperature=1.0, seed=seed, json_schema=SCHEMA, max_tokens=60)).text for seed in (1, 1, 2, 3)]
+    replies = [gguf.generate(_request(temperature=1.0, seed=seed, constraint=JsonSchemaConstraint(json_schema=SCHEMA), max_tokens=60)).text for seed in (1, 1, 2, 3)]
     assert replies[0] == replies[1]
     assert len(set(replies)) >= 3
     nucleus = []
@@ -103,13 +104,13 @@ def test_a_seed_gives_the_same_reply_and_other_seeds_other_replies(gguf):
 
 def test_random_weights_under_a_schema_always_give_a_valid_reply(gguf):
     for seed in range(30):
-        generation = gguf.generate(_request(temperature=1.5, seed=seed, json_schema=SCHEMA, max_tokens=200))
+        generation = gguf.generate(_request(temperature=1.5, seed=seed, constraint=JsonSchemaConstraint(json_schema=SCHEMA), max_tokens=200))
         assert generation.finish_reason == "stop"
         assert json.loads(generation.text)["tool"] in ("calculator", "weather")
 
 
 def test_jump_forward_appends_forced_tokens_without_a_pass_each(gguf):
-    request = _request(json_schema=SCHEMA, temperature=1.0, seed=4, max_tokens=80)
+    request = _request(constraint=JsonSchemaConstraint(json_schema=SCHEMA), temperature=1.0, seed=4, max_tokens=80)
     fast = gguf.generate(request)
     assert fast.details["jump_forward_tokens"] > 0
     assert fast.details["forward_passes"] < fast.completion_tokens
@@ -238,7 +239,7 @@ def test_a_cancelled_request_stops_early_and_the_engine_keeps_serving(gguf):
 
 
 def test_details_report_where_the_time_went(gguf):
-    details = gguf.generate(_request(json_schema=SCHEMA)).details
+    details = gguf.generate(_request(constraint=JsonSchemaConstraint(json_schema=SCHEMA))).details
     assert details["backend"] == "llama.cpp"
     for key in ("prefill_seconds", "decode_seconds", "mask_seconds"):
         assert details[key] >= 0
@@ -328,10 +329,10 @@ def test_scoring_a_reply_longer_than_a_batch_matches_the_torch_engine(engines, m
 LOAD_AND_REPORT = """
 import json, sys, time
 started = time.perf_counter()
-from agentkit import GenerationRequest, Message
+from agentkit import GenerationRequest, JsonSchemaConstraint, Message
 from agentkit.engine import LocalEngine
 engine = LocalEngine.from_pretrained(sys.argv[1])
-engine.generate(GenerationRequest(messages=[Message(role="user", content="Hi")], max_tokens=4, json_schema={"type": "boolean"}))
+engine.generate(GenerationRequest(messages=[Message(role="user", content="Hi")], max_tokens=4, constraint=JsonSchemaConstraint(json_schema={"type": "boolean"})))
 print(json.dumps({"engine": type(engine).__name__, "torch": "torch" in sys.modules}))
 """
 

@@ -165,7 +165,7 @@ def test_random_weights_give_only_valid_steps_in_every_tool_format(random_engine
 def test_random_weights_write_only_valid_calls_in_every_tool_format(random_engine, tool_format):
     """...and for the calls themselves. A near-uniform model rarely picks the one opening token of a call
     over the thousands that start a text answer, so here the grammar's call branch is decoded alone."""
-    from agentkit import GenerationRequest, Message
+    from agentkit import GenerationRequest, LarkConstraint, Message
     from agentkit.formats import make_tool_format
     from agentkit.registry import ToolRegistry
 
@@ -175,7 +175,7 @@ def test_random_weights_write_only_valid_calls_in_every_tool_format(random_engin
     calls_seen: set[str] = set()
     for seed in range(40):
         request = GenerationRequest(
-            messages=[Message(role="user", content="Plan a trip to Zürich, 東京 and القاهرة 🚆")], grammar=calls_only,
+            messages=[Message(role="user", content="Plan a trip to Zürich, 東京 and القاهرة 🚆")], constraint=LarkConstraint(grammar=calls_only),
             max_tokens=1500, temperature=1.0, seed=seed,
         )
         generation = random_engine.generate(request)
@@ -201,7 +201,7 @@ def test_random_weights_without_grammar_do_not_produce_steps(random_engine):
     """The control: the same model unconstrained writes text that is not a step."""
     from agentkit import GenerationRequest, Message
 
-    request = GenerationRequest(messages=[Message(role="user", content="Reply in JSON")], json_schema=None, max_tokens=30, temperature=1.0, seed=0)
+    request = GenerationRequest(messages=[Message(role="user", content="Reply in JSON")], max_tokens=30, temperature=1.0, seed=0)
     text = random_engine.generate(request).text
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)

@@ -58,7 +58,7 @@ def _steps(agent: Agent, task: str):
 
 
 def test_auto_picks_hermes_and_the_gguf_loads_in_seconds(qwen05):
-    assert qwen05.native_tool_format == "hermes"
+    assert qwen05.tool_call_convention == "hermes"
     assert qwen05.load_seconds < 30  # was 83 s (dequantising every tensor); llama.cpp: ~2 s, torch from its cache: seconds
 
 

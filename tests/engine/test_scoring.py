@@ -55,7 +55,7 @@ def test_the_embedded_model_keeps_a_second_call_only_when_the_task_asks_for_it(s
         """The step a small model writes under greedy decoding, scored by the real model."""
 
         context_window = smollm2.context_window
-        native_tool_format = None
+        tool_call_convention = None
 
         def __init__(self) -> None:
             self.replies = [

@@ -26,6 +26,7 @@ import pytest
 uvicorn = pytest.importorskip("uvicorn")
 
 from agentkit.backend import GenerationRequest  # noqa: E402
+from agentkit.constraints import JsonSchemaConstraint  # noqa: E402
 from agentkit.remote import RemoteBackend  # noqa: E402
 from agentkit.server import ServeLimits, create_app  # noqa: E402
 from agentkit.testing import FunctionBackend  # noqa: E402
@@ -334,7 +335,7 @@ def test_the_served_model_answers_by_its_listed_name_and_aliases(http, model):
 
 
 def test_the_projects_own_client_still_works(served):
-    request = GenerationRequest(messages=[Message(role="user", content="Hi")], json_schema={"type": "object"}, max_tokens=8)
+    request = GenerationRequest(messages=[Message(role="user", content="Hi")], constraint=JsonSchemaConstraint(json_schema={"type": "object"}), max_tokens=8)
     for model in (MODEL, "default"):  # "default" is what `agentkit run --remote` sends unless told otherwise
         generation = RemoteBackend(f"{served.url}/v1", model=model, max_retries=0).generate(request)
         assert json.loads(generation.text) == {"final_answer": "ok"}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agentkit import Agent, InvalidArgumentsError, StepFormat, ToolCall, ToolDefinitionError, ToolRegistry
+from agentkit import Agent, InvalidArgumentsError, JsonSchemaConstraint, StepFormat, ToolCall, ToolDefinitionError, ToolRegistry
 from agentkit.testing import ScriptedBackend
 
 pytest.importorskip("mcp", reason="the MCP SDK is not installed: pip install 'agentkit[mcp]'")
@@ -258,12 +258,10 @@ def test_the_step_grammar_compiles_with_llguidance(time_server, tiny, smollm2_to
     import llguidance
     import llguidance.hf
 
-    from agentkit.steps import JSON_OPTIONS
-
     with MCPClient(time_server) as time_client:
         schema = StepFormat(ToolRegistry([*time_client.tools(), *tiny.tools()])).grammar_schema()
     tokenizer = llguidance.hf.from_tokenizer(smollm2_tokenizer, eos_token=smollm2_tokenizer.eos_token_id)
-    grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=JSON_OPTIONS)
+    grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=JsonSchemaConstraint(json_schema=schema).whitespace())
     is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar, tokenizer)
     assert not is_error, messages
 
