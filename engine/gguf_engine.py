@@ -156,7 +156,7 @@ class GGUFEngine:
             prompt_tokens=len(prompt_ids),
             completion_tokens=len(tokens),
             seconds=seconds,
-            finish_reason="length" if cancelled else result.finish_reason,
+            finish_reason="stop" if result.finish_reason == "stop" and not cancelled else "length",
             details={
                 "backend": self.backend,
                 "forward_passes": result.forward_passes,
@@ -190,7 +190,9 @@ class GGUFEngine:
                     continue
                 self.llama.reserve(len(prompt_ids) + len(targets))
                 seq, reused = self.llama.claim(prompt_ids)
-                first = log_prob(self.llama.decode(seq, prompt_ids[reused:]), targets[0])
+                logits = self.llama.decode(seq, prompt_ids[reused:])
+                assert logits is not None  # None only when a cancel event is passed
+                first = log_prob(logits, targets[0])
                 scores.append(first + float(self.llama.target_log_probs(seq, targets[:-1], targets[1:]).sum()))
                 self._tokens.remember(prompt_text + reply, prompt_ids + reply_ids)
         return scores

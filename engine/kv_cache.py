@@ -23,7 +23,7 @@ GROWTH_FRACTION = 4  # ...or a quarter of the length: amortised O(1) copies per 
 def _growing_layer_class() -> Any:
     from transformers.cache_utils import DynamicLayer
 
-    class GrowingLayer(DynamicLayer):
+    class GrowingLayer(DynamicLayer):  # type: ignore[no-untyped-call]  # transformers' __init_subclass__ is unannotated
         """A `DynamicLayer` whose keys and values live in a buffer with spare room at the end.
 
         transformers' dynamic layer appends with `torch.cat`, copying the whole cache for every token:
@@ -36,6 +36,7 @@ def _growing_layer_class() -> Any:
         def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
             if not self.is_initialized:
                 self.lazy_initialization(key_states, value_states)
+            assert self.keys is not None and self.values is not None  # set by lazy_initialization
             length = self.keys.shape[-2] if self.keys.numel() else 0
             end = length + key_states.shape[-2]
             if not (_fills(self.keys, getattr(self, "_key_buffer", None), end) and _fills(self.values, getattr(self, "_value_buffer", None), end)):
@@ -61,7 +62,7 @@ def _fills(view: Any, buffer: Any, end: int) -> bool:
     """True when `view` is the filled start of `buffer` and the buffer has room up to `end`."""
     if buffer is None or view.numel() == 0:
         return False
-    return (
+    return bool(
         view.data_ptr() == buffer.data_ptr()
         and view.shape[:2] == buffer.shape[:2]
         and view.stride() == buffer.stride()
@@ -113,11 +114,12 @@ def cache_argument(model: Any, cache: Any) -> dict[str, Any]:
         >>> cache_argument(model, cache)    # doctest: +SKIP
         {'cache': <GrowingCache ...>}
     """
-    return {_cache_keyword(type(model)): cache}
+    model_class: Any = type(model)
+    return {_cache_keyword(model_class): cache}
 
 
 @functools.lru_cache(maxsize=None)
-def _cache_keyword(model_class: type) -> str:
+def _cache_keyword(model_class: Any) -> str:
     return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 

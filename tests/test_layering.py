@@ -66,7 +66,7 @@ def test_the_engine_does_not_import_the_agent_layer():
     offenders = [
         f"{name} imports {target}"
         for name, path in MODULES.items()
-        if name.startswith("agentkit.engine")
+        if name.startswith(("agentkit.engine", "agentkit.constraints"))
         for target, _ in _imports(name, path)
         if target.startswith(forbidden)
     ]

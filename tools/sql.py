@@ -183,6 +183,10 @@ def sql_tool(
     return sql_query
 
 
+# SQLite's limit categories (sqlite3.h); Python names them only from 3.11, as it adds `setlimit`.
+_LIMIT_LENGTH, _LIMIT_SQL_LENGTH, _LIMIT_ATTACHED = 0, 1, 7
+
+
 def _lock_down(connection: sqlite3.Connection, authorizer: _ReadOnlyAuthorizer) -> None:
     """Switch off extensions and writes, cap values, install the authorizer."""
     enable_load_extension = getattr(connection, "enable_load_extension", None)
@@ -192,9 +196,9 @@ def _lock_down(connection: sqlite3.Connection, authorizer: _ReadOnlyAuthorizer) 
     connection.execute("PRAGMA trusted_schema = OFF")  # no functions with side effects run from views
     setlimit = getattr(connection, "setlimit", None)  # Python 3.11+
     if setlimit is not None:
-        setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-        setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
-        setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, MAX_QUERY_CHARS * 4)  # bytes: room for UTF-8
+        setlimit(_LIMIT_ATTACHED, 0)
+        setlimit(_LIMIT_LENGTH, MAX_VALUE_BYTES)
+        setlimit(_LIMIT_SQL_LENGTH, MAX_QUERY_CHARS * 4)  # bytes: room for UTF-8
     connection.set_authorizer(authorizer)
 
 
@@ -240,7 +244,7 @@ def _cap_values(connection: sqlite3.Connection, columns: int, budget: int) -> in
     cap = max(1, min(MAX_VALUE_BYTES, budget // columns))
     setlimit = getattr(connection, "setlimit", None)  # Python 3.11+
     if setlimit is not None:
-        setlimit(sqlite3.SQLITE_LIMIT_LENGTH, cap)
+        setlimit(_LIMIT_LENGTH, cap)
     return cap
 
 
