@@ -20,7 +20,6 @@ from agentkit.agent import Agent
 from agentkit.backend import Backend, Generation, GenerationRequest
 from agentkit.constraints import JsonSchemaConstraint, LarkConstraint
 from agentkit.context import ContextPolicy
-from agentkit.images import Image
 from agentkit.errors import (
     AgentkitError,
     ContextOverflowError,
@@ -33,11 +32,12 @@ from agentkit.errors import (
     ToolDefinitionError,
     ToolError,
 )
-from agentkit.prompting import Example, ExampleCall
+from agentkit.formats import StepFormat
+from agentkit.images import Image
 from agentkit.policy import ToolPolicy
+from agentkit.prompting import Example, ExampleCall
 from agentkit.registry import ToolRegistry
 from agentkit.remote import RemoteBackend, RemoteError
-from agentkit.formats import StepFormat
 from agentkit.steps import StepLimits
 from agentkit.tool import Tool, tool
 from agentkit.types import Compaction, DiscardedCall, Message, Observation, RunResult, SamplingSettings, Step, ToolCall, Usage
@@ -66,9 +66,9 @@ __all__ = [
     "Message",
     "ModelCapabilityError",
     "ModelLoadError",
+    "Observation",
     "RemoteBackend",
     "RemoteError",
-    "Observation",
     "RunResult",
     "SamplingSettings",
     "Step",

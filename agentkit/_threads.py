@@ -37,7 +37,7 @@ def iterate_in_thread(steps: AsyncGenerator[T, None]) -> Iterator[T]:
                 except StopAsyncIteration:
                     replies.put(("done", None))
                     return
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                except BaseException as exc:
                     replies.put(("error", exc))
                     return
                 replies.put(("item", item))

@@ -100,7 +100,7 @@ class ToolPool:
         try:
             try:
                 value: T | BaseException = fn()
-            except BaseException as exc:  # noqa: BLE001 - handed back as a value, see `run`
+            except BaseException as exc:
                 value = exc
             try:
                 loop.call_soon_threadsafe(_settle, result, value)
@@ -244,7 +244,7 @@ def _call_sync_tool(found: Tool, kwargs: dict[str, Any], show: Show) -> Shown | 
     """Run in a pool thread: the call and the rendering of its value, neither of which may raise."""
     try:
         value = found.fn(**kwargs)
-    except BaseException as exc:  # noqa: BLE001 - every tool failure becomes an observation (see `raised`)
+    except BaseException as exc:
         return raised(found.name, exc)
     return show(found.name, value)
 
@@ -256,7 +256,7 @@ async def _await_tool(
         value = await found.fn(**kwargs)
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # noqa: BLE001 - GeneratorExit, a CancelledError of the tool's own, ...
+    except BaseException as exc:
         if isinstance(exc, asyncio.CancelledError) and stopping.is_set():
             raise
         return raised(found.name, exc)
@@ -277,7 +277,7 @@ def describe(exc: BaseException) -> str:
     """'TypeName: message' for an exception, even one whose message cannot be turned into text."""
     try:
         message = str.__str__(str(exc))
-    except Exception as inner:  # noqa: BLE001
+    except Exception as inner:
         message = f"(its message cannot be shown: {type_name(inner)})"
     name = type_name(exc)
     return f"{name}: {message}" if message else name
@@ -288,7 +288,7 @@ def type_name(value: Any) -> str:
     try:
         name = type(value).__name__
         return name if type(name) is str else "object"
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "object"
 
 

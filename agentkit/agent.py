@@ -15,20 +15,20 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
+from agentkit._threads import iterate_in_thread
 from agentkit.backend import Backend, Generation, GenerationRequest
 from agentkit.checks import DEFAULT_STEP_CHECKS, CheckContext, StepCheck, describe_check
 from agentkit.checks.answering import answer_only_format, discard_calls
 from agentkit.context import ContextKeeper, ContextPolicy, context_policy
 from agentkit.errors import ContextOverflowError, InvalidStepError, MaxStepsExceeded, ModelCapabilityError
+from agentkit.formats import ToolFormat, format_for_convention, make_tool_format
 from agentkit.images import to_image
 from agentkit.prompting import DEFAULT_EXAMPLES, Example, example_messages, invalid_step_message, observation_message, system_prompt
 from agentkit.registry import ToolRegistry
-from agentkit.formats import ToolFormat, format_for_convention, make_tool_format
 from agentkit.steps import ParsedStep, StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.trace import TraceWriter
-from agentkit.types import DiscardedCall, Message, RunResult, SamplingSettings, Step, ToolCall, Usage
-from agentkit._threads import iterate_in_thread
+from agentkit.types import DiscardedCall, Message, RunResult, SamplingSettings, Step, Usage
 
 
 @dataclass
@@ -400,7 +400,7 @@ class Agent:
         """The backend's reply; None when it reported an overflow and the conversation was compacted (ask again)."""
         try:
             return await self.backend.agenerate(request)
-        except ContextOverflowError as exc:
+        except ContextOverflowError:
             try:
                 compacted = await self._fit_context(keeper, keeper.after_overflow(messages, index), result, trace)
             except ContextOverflowError as inner:

@@ -57,7 +57,7 @@ class Image(BaseModel):
         try:
             with pil.open(io.BytesIO(self.data)) as opened:
                 return opened.convert("RGB")
-        except Exception as exc:  # noqa: BLE001 - Pillow raises several types for bad data
+        except Exception as exc:
             raise ValueError(f"The {self.media_type} image ({len(self.data)} bytes) cannot be decoded: {exc}.") from None
 
     def describe(self) -> str:

@@ -18,14 +18,14 @@ import asyncio
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from agentkit.types import ToolCall
 
 if TYPE_CHECKING:
     from agentkit.tool import Tool
 
-Approver = Callable[[ToolCall, "Tool"], Union[bool, Awaitable[bool]]]
+Approver = Callable[[ToolCall, "Tool"], bool | Awaitable[bool]]
 
 
 class ToolPolicy:
@@ -80,6 +80,6 @@ class ToolPolicy:
                     verdict = await asyncio.to_thread(self.approve, call, tool)
                     if inspect.isawaitable(verdict):
                         verdict = await verdict
-            except Exception as exc:  # noqa: BLE001 - a failing approver denies; it never crashes the loop
+            except Exception as exc:
                 return f"the approver failed ({type(exc).__name__}: {exc})"
         return None if verdict is True else "the approver declined this call"

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
-
-from typing import TYPE_CHECKING
 
 from agentkit.prompts import render
 from agentkit.registry import ToolRegistry

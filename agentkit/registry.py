@@ -30,9 +30,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agentkit._tool_pool import DEFAULT_TOOL_THREADS, Failed, Shown, ToolPool, describe, execute, raised, type_name
 from agentkit.errors import InvalidArgumentsError, ToolError
 from agentkit.images import Image, is_image, to_image
-from agentkit._tool_pool import DEFAULT_TOOL_THREADS, Failed, Shown, ToolPool, describe, execute, raised, type_name
 from agentkit.policy import ToolPolicy
 from agentkit.tool import Tool, tool
 from agentkit.types import Observation, ToolCall
@@ -238,7 +238,7 @@ def _show(name: str, value: Any, limits: tuple[int, int]) -> Shown | Failed:
         return raised(name, exc)
     except _Unusable as exc:
         return Failed("exception", f"Error: {name} returned {exc}")
-    except BaseException as exc:  # noqa: BLE001 - e.g. an isinstance() check that runs hostile code
+    except BaseException as exc:
         return Failed("exception", f"Error: {name} returned {_a(type_name(value))} that cannot be shown ({describe(exc)}). {_RETURN_HINT}")
     return Shown(value, content, images, truncated)
 
@@ -260,7 +260,7 @@ def split_images(value: Any) -> tuple[str, list[Image]]:
         return _render(value), []
     try:
         images = [to_image(v) for v in items if _is_image(v)]
-    except Exception as exc:  # noqa: BLE001 - PIL raises many kinds
+    except Exception as exc:
         raise _Unusable(f"an image that cannot be used: {describe(exc)}") from None
     texts = [_render(v) for v in items if not _is_image(v)]
     described = [i.describe() for i in images]
@@ -270,7 +270,7 @@ def split_images(value: Any) -> tuple[str, list[Image]]:
 def _is_image(value: Any) -> bool:
     try:
         return is_image(value)
-    except Exception:  # noqa: BLE001 - an object whose attribute lookup raises is not an image
+    except Exception:
         return False
 
 
@@ -289,7 +289,7 @@ def format_value(value: Any) -> str:
         return _render(value)
     except _Unusable as exc:
         return f"[{exc}]"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"[{_a(type_name(value))} that cannot be shown ({describe(exc)})]"
 
 
@@ -308,13 +308,13 @@ def _render(value: Any) -> str:
     if isinstance(value, BaseModel):
         try:
             return value.model_dump_json()
-        except Exception:  # noqa: BLE001 - a field pydantic cannot serialise: try the generic forms
+        except Exception:
             pass
     if not isinstance(value, (dict, list, tuple, int, float)) and value is not None:
         return _text_of(value)  # no JSON form: its own text, unquoted
     try:
         return json.dumps(value, ensure_ascii=False, default=_jsonable)
-    except Exception:  # noqa: BLE001 - cycles, deep nesting, odd keys, huge ints: repair what JSON cannot take
+    except Exception:
         if not isinstance(value, (dict, list, tuple)):
             return _text_of(value)
     return json.dumps(_repaired(value, 0, set()), ensure_ascii=False, default=_jsonable)
@@ -362,7 +362,7 @@ def _jsonable(value: Any) -> Any:
         return _text_of(value)
     except _Unusable as exc:
         return f"<{exc.what} that cannot be shown: {exc.reason}>"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"<{_a(type_name(value))} that cannot be shown: {describe(exc)}>"
 
 
@@ -370,11 +370,11 @@ def _text_of(value: Any) -> str:
     """`str(value)`, else `repr(value)`, as a plain str; `_Unusable` when both fail."""
     try:
         return str.__str__(str(value))
-    except Exception as exc:  # noqa: BLE001 - __str__ raising, returning a non-str, recursing too deep
+    except Exception as exc:
         first = exc
     try:
         return str.__str__(repr(value))
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     what, reason = _a(type_name(value)), describe(first)
     raise _Unusable(f"{what} that cannot be shown as text ({reason}). {_RETURN_HINT}", what=what, reason=reason)

@@ -128,21 +128,23 @@ class RemoteBackend:
     async def astream(self, request: GenerationRequest) -> AsyncIterator[str]:
         """The reply's text as the server streams it (Server-Sent Events), under the same schema."""
         body = {**self._body(request), "stream": True}
-        async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as client:
-            async with client.stream("POST", f"{self.base_url}/chat/completions", headers=self._headers, json=body) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise _refused(response)
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        return
-                    choices = json.loads(payload).get("choices") or [{}]
-                    delta = choices[0].get("delta") or {}
-                    if delta.get("content"):
-                        yield delta["content"]
+        async with (
+            httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as client,
+            client.stream("POST", f"{self.base_url}/chat/completions", headers=self._headers, json=body) as response,
+        ):
+            if response.status_code >= 400:
+                await response.aread()
+                raise _refused(response)
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    return
+                choices = json.loads(payload).get("choices") or [{}]
+                delta = choices[0].get("delta") or {}
+                if delta.get("content"):
+                    yield delta["content"]
 
     # -- requests --------------------------------------------------------------------------------
 

@@ -74,10 +74,10 @@ def load_engine(args: argparse.Namespace, *, backend: str | None = None, **optio
         if getattr(base, "backend", "torch") == "torch" and base.static_cache and not options:
             base = LocalEngine.from_model(base.model, base.tokenizer, name=base.name, static_cache=False)
         return base
+    from bench_agent import random_8b
     from transformers import AutoTokenizer
 
     from agentkit.engine.loading import cached_conversion, embedded_gguf_path
-    from bench_agent import random_8b
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or str(cached_conversion(embedded_gguf_path())))
     return random_8b(tokenizer, args.device, torch_dtype(args.dtype, args.device), args.random_layers, **options)

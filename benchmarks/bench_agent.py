@@ -228,7 +228,7 @@ def environment(args: argparse.Namespace, engine: LocalEngine) -> dict:
     if engine.device.type == "cuda":
         device = f"{torch.cuda.get_device_name(engine.device)} ({args.dtype or 'bfloat16'})"
     else:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.machine())
+        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), platform.machine())
         device = f"CPU {cpu}, {torch.get_num_threads()} torch threads ({args.dtype or 'float32'})"
     packages = ["agentkit", "torch", "transformers", "outlines", "outlines_core", "llguidance"]
     versions = {"python": platform.python_version(), **{name: version(name) for name in packages}}

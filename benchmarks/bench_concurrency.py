@@ -20,16 +20,14 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
-from math_assistant import build_agent  # noqa: E402
+from math_assistant import build_agent
 
-from agentkit.engine import LocalEngine  # noqa: E402
+from agentkit.engine import LocalEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _models import add_model_options, device_label, load_engine  # noqa: E402
+from _models import add_model_options, device_label, load_engine
 
 QUESTIONS = ["What is 17 * 23?", "What is 45 + 78?", "How much is 1200 / 16?", "Compute 2 to the power of 10."]
 

@@ -76,7 +76,7 @@ def xgrammar_processor(engine: LocalEngine, schema: dict):
         info = xgrammar.TokenizerInfo.from_huggingface(engine.tokenizer, vocab_size=engine.model.config.vocab_size)
         compiled = xgrammar.GrammarCompiler(info).compile_json_schema(json.dumps(schema))
         return lambda: xgrammar.contrib.hf.LogitsProcessor(compiled)
-    except Exception as exc:  # noqa: BLE001 - a benchmark row, not a dependency
+    except Exception as exc:
         print(f"hf_generate_xgrammar: skipped ({type(exc).__name__}: {exc})")
         return None
 

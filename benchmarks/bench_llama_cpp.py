@@ -80,7 +80,6 @@ def ours_decode(engine, prompt_ids_messages: list[Message], tokens: int) -> floa
 def constrained_steps(engine, llm, schema: dict, rounds: int) -> dict:
     """Per question: agentkit's step vs llama.cpp's GBNF-constrained completion of the same prompt."""
     from llama_cpp import LlamaGrammar
-
     from math_assistant import build_agent
 
     grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
@@ -201,8 +200,8 @@ def main() -> None:
         # (in one process both rows ran ~3x slower).
         rates["agentkit_torch"] = torch_decode_in_child(path, threads, args.tokens, args.rounds)
 
-    from agentkit.registry import ToolRegistry
     from agentkit.formats import StepFormat
+    from agentkit.registry import ToolRegistry
     from agentkit.tools import calculator
 
     schema = StepFormat(ToolRegistry([calculator])).grammar_schema()
@@ -215,7 +214,7 @@ def main() -> None:
 
     from importlib.metadata import version
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.machine())
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), platform.machine())
     report = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"), "device": f"CPU {cpu}, {threads} threads",
         "model": path.name, "file_bytes": size,

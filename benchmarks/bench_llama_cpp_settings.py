@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _models import model_path  # noqa: E402
+from _models import model_path
 
 SETTING_CHILD = """
 import sys, time

@@ -81,9 +81,8 @@ def measure_decode(model, tokenizer, ids: list[int], tokens: int, cache) -> dict
     from agentkit import Agent
     from agentkit.engine.decode import decode
     from agentkit.engine.grammar import GrammarCompiler, TokenMask
-    from agentkit.tools import calculator
-
     from agentkit.testing import ScriptedBackend
+    from agentkit.tools import calculator
 
     constraint = Agent(ScriptedBackend([]), tools=[calculator]).constraint
     compiler = GrammarCompiler(tokenizer)

@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _models import add_model_options, device_label, load_engine  # noqa: E402
+from _models import add_model_options, device_label, load_engine
 
-from agentkit.engine.kv_cache import cache_argument  # noqa: E402
+from agentkit.engine.kv_cache import cache_argument
 
 
 def dynamic_rate(model, prompt: list[int], tokens: int) -> float:

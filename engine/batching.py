@@ -80,7 +80,7 @@ class BatchScheduler:
         try:
             if static_tokens:
                 self.slot = StaticSlot(self.model, static_tokens, compile=compile, prefill_chunk=self.prefill_chunk)
-        except BaseException as exc:  # noqa: BLE001 - reported to the constructor
+        except BaseException as exc:
             self._ready.set_exception(exc)
             return
         self._ready.set_result(None)
@@ -103,7 +103,7 @@ class BatchScheduler:
                     if not active:
                         continue
                     self._forward(active, batch)
-            except BaseException as exc:  # noqa: BLE001 - fail the requests in flight, keep serving
+            except BaseException as exc:
                 for seq in active:
                     if not seq.future.done():
                         seq.future.set_exception(exc)
@@ -117,7 +117,7 @@ class BatchScheduler:
             block = False
             try:
                 self._prefill(seq, alone=not active)
-            except BaseException as exc:  # noqa: BLE001 - reported to the caller, the scheduler lives on
+            except BaseException as exc:
                 seq.future.set_exception(exc)
                 continue
             active.append(seq)

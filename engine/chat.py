@@ -39,11 +39,11 @@ def render_prompt(tokenizer: Any, messages: list[Message], tools: list[dict[str,
     extra: dict[str, Any] = {"tools": tools} if tools else {}
     try:
         return _template_text(tokenizer, dicts, chat_template=template, **extra)
-    except Exception:  # noqa: BLE001 - templates raise anything (jinja errors, TemplateError...)
+    except Exception:
         merged = _merge_roles(dicts)
         try:
             return _template_text(tokenizer, merged, chat_template=template, **extra)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return _template_text(tokenizer, merged, chat_template=CHATML)
 
 
@@ -68,7 +68,7 @@ def render_multimodal_prompt(processor: Any, messages: list[Message], tools: lis
         ]
         try:
             return _template_text(processor, parts, **extra)
-        except Exception:  # noqa: BLE001 - e.g. a template without a tool role: merge as render_prompt does
+        except Exception:
             merged: list[dict[str, Any]] = []
             for part in parts:
                 role = "user" if part["role"] == "tool" else part["role"]

@@ -20,16 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from agentkit.backend import Generation, GenerationRequest
-from agentkit.errors import ModelCapabilityError
-from agentkit.types import Message
 from agentkit.engine.chat import render_prompt
 from agentkit.engine.llama_context import DEFAULT_BATCH_TOKENS, DEFAULT_SEQUENCES, LlamaContext, log_prob
 from agentkit.engine.loading import cached_tokenizer, embedded_gguf_path, resolve_model_path, token_table_path, vocab_profile_path
 from agentkit.engine.model_info import tool_call_convention
 from agentkit.engine.prompt_tokens import TokenMemo, check_fits, numpy_generator, reply_targets
+from agentkit.errors import ModelCapabilityError
+from agentkit.types import Message
 
 
 class GGUFEngine:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from agentkit.constraints import Constraint, JsonSchemaConstraint
-from agentkit.errors import GrammarError
 from agentkit.engine.token_table import grammar_tokenizer
+from agentkit.errors import GrammarError
 
 if TYPE_CHECKING:
     from llguidance._lib import JsonCompileOptions  # a type of llguidance's stubs only

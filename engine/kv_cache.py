@@ -15,7 +15,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-
 GROWTH_MIN_TOKENS = 64  # spare positions allocated at least, when a layer's buffer is full
 GROWTH_FRACTION = 4  # ...or a quarter of the length: amortised O(1) copies per token, at most 25% spare memory
 
@@ -118,7 +117,7 @@ def cache_argument(model: Any, cache: Any) -> dict[str, Any]:
     return {_cache_keyword(model_class): cache}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cache_keyword(model_class: Any) -> str:
     return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 

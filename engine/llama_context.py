@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from agentkit.errors import ContextOverflowError, ModelLoadError
 from agentkit.engine.kv_cache import common_prefix
+from agentkit.errors import ContextOverflowError, ModelLoadError
 
 DEFAULT_CONTEXT_TOKENS = 8192  # KV cells per engine unless the caller asks for more (the model may train on 32K+)
 # Cells a context starts with; it doubles up to `context_tokens` when one conversation needs more.
@@ -206,7 +206,7 @@ class LlamaContext:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: the library may already be gone
+        except Exception:
             pass
 
     # -- the vocabulary ---------------------------------------------------------------------------

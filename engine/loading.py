@@ -122,11 +122,11 @@ def load_model_and_tokenizer(
         raise
     except ImportError as exc:
         raise ModelLoadError(f"Loading {what!r} needs a missing package: {exc}. Install `agentkit[local]`.") from exc
-    except Exception as exc:  # noqa: BLE001 - transformers raises many types; the message names the file
+    except Exception as exc:
         raise ModelLoadError(f"Could not load a causal language model from {what!r}: {type(exc).__name__}: {exc}") from exc
     try:
         model.to(device)  # type: ignore[arg-type]  # transformers' @wraps(Module.to) hides the bound method
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ModelLoadError(f"Could not move the model to device {device!r}: {exc}. Use device='cpu' or check CUDA.") from exc
     model.eval()  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
     return model, tokenizer
@@ -151,7 +151,7 @@ def load_processor(folder: Path) -> Any:
         with _quiet_transformers():
             # the ignore: transformers leaves AutoProcessor.from_pretrained unannotated
             return AutoProcessor.from_pretrained(str(folder), local_files_only=True)  # type: ignore[no-untyped-call]
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ModelLoadError(
             f"{str(folder)!r} is a vision-language model but its processor (preprocessor_config.json / "
             f"processor_config.json) could not be loaded: {type(exc).__name__}: {exc}. Save it with processor.save_pretrained()."
@@ -210,14 +210,14 @@ def cached_tokenizer(gguf_path: Path) -> Any:
         if (folder / "tokenizer_config.json").is_file():
             try:
                 return _load_saved_tokenizer(folder)
-            except Exception:  # noqa: BLE001 - a damaged cache entry: rebuild it below
+            except Exception:
                 pass
     from transformers import AutoTokenizer
 
     try:
         with _quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, local_files_only=True)
-    except Exception as exc:  # noqa: BLE001 - transformers raises many types; the message names the file
+    except Exception as exc:
         raise ModelLoadError(f"Could not read the tokenizer of {str(gguf_path)!r}: {type(exc).__name__}: {exc}") from exc
 
     def write(folder: Path) -> None:
@@ -231,7 +231,7 @@ def cached_tokenizer(gguf_path: Path) -> Any:
     if written:
         try:  # load the saved copy, as every later load will, and record whether it loads without torch
             return _load_saved_tokenizer(cache_dir() / "tokenizers" / key)
-        except Exception:  # noqa: BLE001 - the tokenizer in hand is still good
+        except Exception:
             pass
     return tokenizer
 
@@ -272,7 +272,7 @@ def _load_saved_tokenizer(folder: Path) -> Any:
             fast = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
             if _same_tokenizer(tokenizer, fast):
                 (folder / _FAST_MARKER).write_text("PreTrainedTokenizerFast builds the same ids and chat template\n")
-        except Exception:  # noqa: BLE001 - no fast path for this one (or a read-only cache): AutoTokenizer it stays
+        except Exception:
             pass
     return tokenizer
 
@@ -284,7 +284,7 @@ def _same_tokenizer(a: Any, b: Any) -> bool:
     def chat(tokenizer: Any) -> str | None:
         try:
             return cast(str, tokenizer.apply_chat_template(_PROBE_CHAT, tokenize=False, add_generation_prompt=True))
-        except Exception:  # noqa: BLE001 - no template, or one that refuses this conversation: compare the failure
+        except Exception:
             return None
 
     same_specials = (a.eos_token_id, a.bos_token_id, len(a)) == (b.eos_token_id, b.bos_token_id, len(b))

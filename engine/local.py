@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from agentkit.backend import Generation, GenerationRequest
-from agentkit.errors import ModelCapabilityError, ModelLoadError
 from agentkit.engine.chat import render_prompt
 from agentkit.engine.grammar import GrammarCompiler
 from agentkit.engine.kv_cache import PrefixCache, new_cache
-from agentkit.engine.model_info import tool_call_convention
-from agentkit.engine.prompt_tokens import DEFAULT_PREFILL_CHUNK, TokenMemo, check_fits, reply_targets, sampling_generator
 from agentkit.engine.loading import (
     cached_conversion,
     embedded_gguf_path,
@@ -29,8 +26,10 @@ from agentkit.engine.loading import (
     resolve_model_path,
     torch_dtype,
 )
+from agentkit.engine.model_info import tool_call_convention
+from agentkit.engine.prompt_tokens import DEFAULT_PREFILL_CHUNK, TokenMemo, check_fits, reply_targets, sampling_generator
+from agentkit.errors import ModelCapabilityError, ModelLoadError
 from agentkit.types import Message
-
 
 DEFAULT_KV_CACHE_BYTES = 1 << 30  # CPU: KV caches kept between calls for prefix reuse (SmolLM2: ~46 KB a token)
 GPU_KV_CACHE_FRACTION = 0.3  # CUDA: this share of the memory free after loading (an 8B model: ~131 KB a token)

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agentkit.errors import ModelLoadError
 from agentkit.engine.loading import resolve_model_path
+from agentkit.errors import ModelLoadError
 
 # Markers of the tool-call conventions found in chat templates, most specific first.
 TOOL_CALL_FORMATS = [
@@ -85,7 +85,7 @@ def _describe_gguf(path: Path) -> ModelInfo:
         raise ModelLoadError("Reading GGUF files needs the `gguf` package: pip install 'agentkit[local]'.") from None
     try:
         reader = GGUFReader(str(path))
-    except Exception as exc:  # noqa: BLE001 - a damaged file raises anything from numpy/struct
+    except Exception as exc:
         raise ModelLoadError(f"{path} is not a readable GGUF file ({type(exc).__name__}: {exc}). Re-download it.") from exc
 
     def field(key: str) -> Any:

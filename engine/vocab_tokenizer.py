@@ -27,7 +27,7 @@ import tempfile
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from agentkit.engine.llama_context import LlamaContext
@@ -154,7 +154,7 @@ def save_profile(path: Path, profile: dict[str, Any]) -> None:
 def _render(tokenizer: Any, tools: list[dict[str, Any]] | None) -> str:
     try:
         return str(tokenizer.apply_chat_template(_PROBE_CHAT, tokenize=False, add_generation_prompt=True, tools=tools))
-    except Exception as exc:  # noqa: BLE001 - a template that refuses the probe must refuse it the same way
+    except Exception as exc:
         return f"error: {type(exc).__name__}"
 
 
@@ -175,7 +175,7 @@ def _compile(template: str) -> Any:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     class _Generation(Extension):
-        tags = {"generation"}
+        tags: ClassVar[set[str]] = {"generation"}
 
         def parse(self, parser: Any) -> Any:
             lineno = next(parser.stream).lineno

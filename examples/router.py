@@ -27,7 +27,6 @@ Output on 2026-11-24 (2 CPU cores, model cached):
 
 from __future__ import annotations
 
-
 from agentkit import Agent, Example, ExampleCall, StepLimits
 from agentkit.engine import LocalEngine
 from agentkit.tools import calculator, convert_time

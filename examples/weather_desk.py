@@ -26,7 +26,6 @@ Output on 2026-11-24 (2 CPU cores, model cached):
 
 from __future__ import annotations
 
-
 from agentkit import Agent, Example, ExampleCall
 from agentkit.engine import LocalEngine
 from agentkit.tools import http_tools

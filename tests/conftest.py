@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import importlib.util
 import os
+from typing import Any
 
 import pytest
 

@@ -7,11 +7,11 @@ import importlib
 
 import pytest
 
+
 def _modules() -> list[str]:
     """Every module of the installed package, new ones included automatically."""
     import pkgutil
 
-    import agentkit
 
     names = ["agentkit"]
     # agentkit.engine, .tools and .prompts live in their own top-level folders: walk each one.

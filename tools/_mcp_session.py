@@ -75,7 +75,7 @@ class SessionThread:
     def __init__(self, transport: Callable[[SessionThread], Any], *, label: str, capture_stderr: bool) -> None:
         self._transport = transport
         self.label = label
-        self.errlog: IO[bytes] | None = tempfile.TemporaryFile() if capture_stderr else None
+        self.errlog: IO[bytes] | None = tempfile.TemporaryFile() if capture_stderr else None  # noqa: SIM115  # closed in stop()
         self.client: Any = None  # the connected mcp.Client, while the session is up
         self.server_name: str | None = None
         self.failure: BaseException | None = None
@@ -208,7 +208,7 @@ class SessionThread:
                 self.client = client
                 self.ready.set_result(listing)
                 await self._closing.wait()
-        except BaseException as exc:  # noqa: BLE001 - kept for whoever waits or calls next
+        except BaseException as exc:
             self.failure = exc
             if not self.ready.done():
                 self.ready.set_exception(exc)
@@ -232,9 +232,11 @@ async def http_transport(url: str, headers: dict[str, str]) -> Any:
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0)) as http:
-        async with streamable_http_client(url, http_client=http) as streams:
-            yield streams
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0)) as http,
+        streamable_http_client(url, http_client=http) as streams,
+    ):
+        yield streams
 
 
 async def _list_all_tools(client: Any) -> list[Any]:

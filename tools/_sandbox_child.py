@@ -8,7 +8,14 @@ then the user's code.
 """
 from __future__ import annotations  # annotations stay strings: none is evaluated, on any Python 3.8+
 
-import json, os, posix, resource, signal, stat, sys, types
+import json
+import os
+import posix
+import resource
+import signal
+import stat
+import sys
+import types
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # for mypy only: the sandbox never imports typing & co.
@@ -105,7 +112,8 @@ def strip_modules(sealed: bool, blocked: tuple[str, ...]) -> None:
     os.__all__[:] = [n for n in os.__all__ if n not in names]
     for group in (os.supports_dir_fd, os.supports_fd, os.supports_follow_symlinks, os.supports_effective_ids):
         group -= {f for f in group if getattr(f, "__name__", None) in names}
-    import warnings, _imp
+    import _imp
+    import warnings
     with warnings.catch_warnings():  # builtin modules not loaded yet: load them now, then no fresh copies
         warnings.simplefilter("ignore")
         for name in sys.builtin_module_names:
@@ -141,6 +149,7 @@ cfg = json.loads(sys.argv[1])
 box, root = cfg["dir"], os.geteuid() == 0
 sealed = confine(cfg, root)
 import subprocess  # imported here so asyncio & co. still can; its unaudited process starter is taken away
+
 for name in ("_posixsubprocess", "_fork_exec"):  # private names, not in the type stubs
     setattr(subprocess, name, None)
 for name in [m for m in sys.modules if m.startswith(("ctypes", "_ctypes", "_posixsubprocess"))]:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import difflib
 import zoneinfo
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from agentkit.tool import tool
 

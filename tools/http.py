@@ -50,7 +50,7 @@ import threading
 import time
 import zlib
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import httpx
 
@@ -73,7 +73,7 @@ _NUMERIC_IPV4 = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+))
 _REDIRECT_CODES = {301, 302, 303, 307, 308}
 _TEXT_SUBTYPES = ("json", "xml", "javascript", "ecmascript", "x-www-form-urlencoded", "yaml", "csv")
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class HttpToolError(ValueError):
@@ -110,7 +110,7 @@ def _allowlist_entry(entry: object) -> str:
     text = _normalise_host(entry.strip()) if isinstance(entry, str) else ""
     wildcard = text.startswith("*.")
     name = text[2:] if wildcard else text
-    if not name or any(c in name for c in "*/@: ") and _ip_literal(name) is None:
+    if not name or (any(c in name for c in "*/@: ") and _ip_literal(name) is None):
         raise ValueError(
             f"allowed_hosts entry {entry!r} is not a host name: write 'api.example.com' or '*.example.com' "
             "(no scheme, port or path)."
@@ -434,7 +434,7 @@ def http_tools(
     limit = timeout_seconds + TIMEOUT_GRACE_SECONDS
 
     @tool(timeout=limit, description=f"Fetch a URL with GET; returns status, content type and the text. Allowed hosts: {hosts}.")
-    def http_get(url: str, params: dict[str, Union[str, int, float, bool]] | None = None) -> str:
+    def http_get(url: str, params: dict[str, str | int | float | bool] | None = None) -> str:
         """Fetch a URL with GET.
 
         Args:

@@ -102,7 +102,7 @@ class MCPTool(Tool):
         """Check `arguments` against the server's input schema; raise `InvalidArgumentsError` if they don't fit."""
         try:
             errors = sorted(self._validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.absolute_path])
-        except Exception:  # noqa: BLE001 - a schema the validator cannot apply (e.g. unresolvable $ref): the server checks
+        except Exception:
             return dict(arguments)
         if errors:
             raise InvalidArgumentsError("; ".join(_explain(error) for error in errors[:5]))
@@ -230,7 +230,7 @@ class MCPClient:
         if stop is not None:
             try:
                 stop.result(timeout=2 * CLOSE_SECONDS)
-            except Exception:  # noqa: BLE001 - closing must not raise; the SDK already bounds its shutdown
+            except Exception:
                 pass
         session.join()
 
@@ -243,7 +243,7 @@ class MCPClient:
         if stop is not None:
             try:
                 await asyncio.wait_for(asyncio.wrap_future(stop), 2 * CLOSE_SECONDS)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         await asyncio.to_thread(session.join)
 
@@ -267,7 +267,7 @@ class MCPClient:
             raise MCPConnectionError(f"{self!r} is not connected: use `with MCPClient(...) as client:` or call .connect() first.")
         return list(self._tools)
 
-    def call(self, name: str, arguments: Mapping[str, Any] | None = None, *, timeout: float | None | EllipsisType = ...) -> str:
+    def call(self, name: str, arguments: Mapping[str, Any] | None = None, *, timeout: float | EllipsisType | None = ...) -> str:
         """Call the server's tool `name` (its own name, without prefix) and return its text. Blocks.
 
         Raises `RemoteToolError` when the tool reports an error, `MCPConnectionError` when the server is
@@ -281,7 +281,7 @@ class MCPClient:
             future.cancel()
             raise TimeoutError(f"The MCP tool {name!r} did not answer within {limit:g} s.") from None
 
-    async def acall(self, name: str, arguments: Mapping[str, Any] | None = None, *, timeout: float | None | EllipsisType = ...) -> str:
+    async def acall(self, name: str, arguments: Mapping[str, Any] | None = None, *, timeout: float | EllipsisType | None = ...) -> str:
         """Async `call`, from any event loop (the call itself runs on the session's loop)."""
         limit = self.timeout if timeout is ... else timeout
         return await asyncio.wrap_future(self._submit(name, arguments, limit))  # cancelling this cancels the request

@@ -87,8 +87,14 @@ class PythonRunError(RuntimeError):
     """The code failed (exception, non-zero exit, limit reached); the message has its output and why."""
 
 
-_Limits = NamedTuple("_Limits", [("timeout", float), ("cpu", int), ("memory", int), ("fsize", int),
-                                  ("nproc", int), ("chars", int), ("net", bool)])
+class _Limits(NamedTuple):
+    timeout: float
+    cpu: int
+    memory: int
+    fsize: int
+    nproc: int
+    chars: int
+    net: bool
 
 
 def python_tool(

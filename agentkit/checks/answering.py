@@ -13,7 +13,7 @@ from agentkit.formats import FORMATS, TextAnswerFormat, ToolFormat, make_tool_fo
 from agentkit.prompts import render
 from agentkit.registry import ToolRegistry
 from agentkit.steps import ParsedStep, StepParseError
-from agentkit.types import Message, ToolCall
+from agentkit.types import Message
 
 
 async def discard_calls(

@@ -34,9 +34,9 @@ from typing import Any, ClassVar
 from agentkit.backend import GenerationRequest, Scorer
 from agentkit.checks.base import CheckContext, Discard, ScopedCheck
 from agentkit.prompts import render
+from agentkit.registry import ToolRegistry
 from agentkit.steps import ParsedStep
 from agentkit.tool import Tool
-from agentkit.registry import ToolRegistry
 from agentkit.types import Message, ToolCall
 
 JUDGE_SYSTEM = "You check whether a function call fits a user's request."

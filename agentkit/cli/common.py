@@ -127,7 +127,7 @@ def errors_as_one_line(debug: bool) -> Iterator[None]:
         yield
     except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt):
         raise
-    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+    except Exception as exc:
         if debug:
             raise
         hint = "" if isinstance(exc, AgentkitError) else " (run with --debug for the traceback)"

@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -27,12 +27,12 @@ def bfcl(
     categories: str = typer.Option(
         "simple_python,multiple,parallel,parallel_multiple,irrelevance", help="comma-separated BFCL categories"
     ),
-    limit: Optional[int] = typer.Option(None, help="first N tests of each category (default: all)"),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="HF model folder or .gguf file (default: the embedded SmolLM2-135M)"),
-    remote: Optional[str] = typer.Option(None, "--remote", help="base URL of an OpenAI-compatible server"),
+    limit: int | None = typer.Option(None, help="first N tests of each category (default: all)"),
+    model: Path | None = typer.Option(None, "--model", "-m", help="HF model folder or .gguf file (default: the embedded SmolLM2-135M)"),
+    remote: str | None = typer.Option(None, "--remote", help="base URL of an OpenAI-compatible server"),
     remote_model: str = typer.Option("default", help="model name to ask the --remote server for"),
     device: str = typer.Option("cpu", help="cpu or cuda"),
-    dtype: Optional[str] = typer.Option(None, help="float32, bfloat16 or float16 (torch engine)"),
+    dtype: str | None = typer.Option(None, help="float32, bfloat16 or float16 (torch engine)"),
     engine: str = typer.Option("auto", "--backend", help="auto (llama.cpp for a .gguf on CPU when installed), torch, llama.cpp"),
     tool_format: str = typer.Option("auto", "--format", help="auto, agentkit, llama3_json, pythonic or hermes"),
     no_constrain: bool = typer.Option(False, "--no-constrain", help="decode without the grammar (the control)"),

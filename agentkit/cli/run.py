@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.markup import escape
 
 from agentkit.agent import Agent
 from agentkit.backend import Backend
-from agentkit.formats import format_for_convention
 from agentkit.cli.common import (
     TOOL_NAMES,
     AllowWriteOption,
@@ -55,6 +54,7 @@ from agentkit.cli.common import (
 )
 from agentkit.cli.live import print_step, print_summary, result_json
 from agentkit.errors import AgentkitError, MaxStepsExceeded
+from agentkit.formats import format_for_convention
 from agentkit.prompting import Example
 from agentkit.tool import Tool
 from agentkit.types import RunResult
@@ -62,24 +62,24 @@ from agentkit.types import RunResult
 
 def run(
     task: str = typer.Argument(..., help="what the agent should do"),
-    model: Optional[Path] = ModelOption,
-    remote: Optional[str] = RemoteOption,
+    model: Path | None = ModelOption,
+    remote: str | None = RemoteOption,
     remote_model: str = RemoteModelOption,
     device: str = DeviceOption,
-    dtype: Optional[str] = DtypeOption,
+    dtype: str | None = DtypeOption,
     backend_name: str = BackendOption,
     tools: str = ToolsOption,
     workspace: Path = WorkspaceOption,
     allow_write: bool = AllowWriteOption,
-    allow_host: Optional[list[str]] = HostOption,
-    database: Optional[Path] = DatabaseOption,
+    allow_host: list[str] | None = HostOption,
+    database: Path | None = DatabaseOption,
     max_steps: int = StepsOption,
     instructions: str = InstructionsOption,
-    trace: Optional[Path] = TraceOption,
+    trace: Path | None = TraceOption,
     json_output: bool = typer.Option(False, "--json", help="print the run as JSON (no live view)"),
     tool_format: str = FormatOption,
     context: str = ContextOption,
-    image: Optional[list[Path]] = typer.Option(None, "--image", help="an image file shown with the task (vision models; repeat the option)"),
+    image: list[Path] | None = typer.Option(None, "--image", help="an image file shown with the task (vision models; repeat the option)"),
     debug: bool = DebugOption,
 ) -> None:
     """Run an agent on TASK and show each step live, then the answer."""
@@ -97,20 +97,20 @@ def run(
 
 
 def chat(
-    model: Optional[Path] = ModelOption,
-    remote: Optional[str] = RemoteOption,
+    model: Path | None = ModelOption,
+    remote: str | None = RemoteOption,
     remote_model: str = RemoteModelOption,
     device: str = DeviceOption,
-    dtype: Optional[str] = DtypeOption,
+    dtype: str | None = DtypeOption,
     backend_name: str = BackendOption,
     tools: str = ToolsOption,
     workspace: Path = WorkspaceOption,
     allow_write: bool = AllowWriteOption,
-    allow_host: Optional[list[str]] = HostOption,
-    database: Optional[Path] = DatabaseOption,
+    allow_host: list[str] | None = HostOption,
+    database: Path | None = DatabaseOption,
     max_steps: int = StepsOption,
     instructions: str = InstructionsOption,
-    trace: Optional[Path] = TraceOption,
+    trace: Path | None = TraceOption,
     tool_format: str = FormatOption,
     context: str = ContextOption,
     debug: bool = DebugOption,
@@ -152,7 +152,7 @@ def chat(
 
 
 def models(
-    path: Optional[Path] = typer.Argument(None, help="HF model folder or .gguf file (default: the embedded model)"),
+    path: Path | None = typer.Argument(None, help="HF model folder or .gguf file (default: the embedded model)"),
     json_output: bool = typer.Option(False, "--json", help="print as JSON"),
     debug: bool = DebugOption,
 ) -> None:
@@ -187,11 +187,11 @@ def models(
 def replay(
     trace_file: Path = typer.Argument(..., help="a trace written with --trace (JSONL)"),
     rerun_tools: bool = typer.Option(False, help="re-run the tools against the recorded model outputs and compare"),
-    run_id: Optional[str] = typer.Option(None, help="which run of the file (default: the last one)"),
+    run_id: str | None = typer.Option(None, help="which run of the file (default: the last one)"),
     workspace: Path = WorkspaceOption,
     allow_write: bool = AllowWriteOption,
-    allow_host: Optional[list[str]] = HostOption,
-    database: Optional[Path] = DatabaseOption,
+    allow_host: list[str] | None = HostOption,
+    database: Path | None = DatabaseOption,
     debug: bool = DebugOption,
 ) -> None:
     """Re-render a saved run; with --rerun-tools, run today's tools against it (exit 1 if they differ)."""

@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,13 +21,13 @@ from agentkit.errors import AgentkitError
 
 
 def serve(
-    model: Optional[Path] = ModelOption,
+    model: Path | None = ModelOption,
     device: str = DeviceOption,
-    dtype: Optional[str] = DtypeOption,
+    dtype: str | None = DtypeOption,
     backend_name: str = BackendOption,
     host: str = typer.Option("127.0.0.1", help="address to bind (loopback by default: set 0.0.0.0 deliberately)"),
     port: int = typer.Option(8000, help="TCP port"),
-    api_key: Optional[str] = typer.Option(None, envvar="AGENTKIT_API_KEY", help="require `Authorization: Bearer KEY`"),
+    api_key: str | None = typer.Option(None, envvar="AGENTKIT_API_KEY", help="require `Authorization: Bearer KEY`"),
     debug: bool = DebugOption,
 ) -> None:
     """Serve the model over an OpenAI-compatible API (/v1/chat/completions) with guaranteed tool calls."""

@@ -141,7 +141,7 @@ class TextAnswerFormat:
             return text.strip()
         try:
             return self._output_adapter.validate_json(text.strip())
-        except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError, or bad JSON
+        except Exception as exc:
             raise StepParseError(f"The answer is not valid JSON of the answer's type: {str(exc).splitlines()[0]}") from None
 
     def call_schema(self, *, arguments_key: str | None = None) -> dict[str, Any]:

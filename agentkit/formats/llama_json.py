@@ -11,7 +11,6 @@ from typing import Any
 
 from agentkit.constraints import JsonSchemaConstraint
 from agentkit.formats.base import TextAnswerFormat, repeat
-from agentkit.registry import ToolRegistry
 from agentkit.steps import StepParseError
 from agentkit.types import ToolCall
 

@@ -12,7 +12,6 @@ import copy
 from agentkit.errors import ToolDefinitionError
 from agentkit.formats._python_values import PythonGrammar, literal_value, python_literal
 from agentkit.formats.base import TextAnswerFormat, repeat
-from agentkit.registry import ToolRegistry
 from agentkit.schema import bound_schema
 from agentkit.steps import StepParseError
 from agentkit.types import ToolCall

@@ -184,7 +184,7 @@ def output_adapter(output_type: Any) -> TypeAdapter[Any]:
     try:
         adapter: TypeAdapter[Any] = TypeAdapter(output_type)
         adapter.json_schema()
-    except Exception as exc:  # noqa: BLE001 - pydantic raises several types for schema-less types
+    except Exception as exc:
         name = getattr(output_type, "__name__", repr(output_type))
         raise ToolDefinitionError(
             f"output_type={name} has no JSON Schema ({type(exc).__name__}), so the final answer cannot be "

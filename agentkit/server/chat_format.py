@@ -15,14 +15,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from agentkit.constraints import JsonSchemaConstraint
 from agentkit.errors import ToolDefinitionError
+from agentkit.formats import StepFormat
 from agentkit.images import Image, to_image
 from agentkit.prompting import system_prompt
 from agentkit.registry import ToolRegistry
 from agentkit.server.limits import RequestError
 from agentkit.server.request import ChatMessage, ChatRequest, ContentPart, ImageUrl, ResponseFormat, ToolSpec, validate_request
-from agentkit.constraints import JsonSchemaConstraint
-from agentkit.formats import StepFormat
 from agentkit.steps import StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.types import Message

@@ -135,7 +135,7 @@ def check_schema(schema: dict[str, Any], limits: ServeLimits, *, local_refs_only
         _within(0, total, limits)  # the schema as written, stopping at the first tree past the limit
     if not local_refs_only:  # the grammar compiler takes refs as they are: bound the schema as written
         return _within(max([stats[None][0], *(stats[n][0] + 2 for n in defs)]), 0, limits)
-    for name, (_, _, refs) in stats.items():
+    for _name, (_, _, refs) in stats.items():
         for ref, _ in refs:
             if not (ref.startswith("#/$defs/") and ref[8:] in defs):
                 raise ValueError(f"$ref {ref!r} does not name an entry of the schema's $defs; use '#/$defs/<name>'")

@@ -126,7 +126,7 @@ def test_iter_yields_steps_one_by_one():
 
 def test_iter_stops_early_without_asking_the_model_again():
     backend = ScriptedBackend([calc("1 + 1"), calc("2 * 3"), final("6")])
-    for step in Agent(backend, tools=[calculator], examples=[]).iter("Compute"):
+    for step in Agent(backend, tools=[calculator], examples=[]).iter("Compute"):  # noqa: B007  # read after the loop
         break
     assert step.index == 1
     assert len(backend.requests) == 1

@@ -11,12 +11,12 @@ import pytest
 
 pytest.importorskip("bfcl_eval.eval_checker", reason="bfcl-eval is not installed (make test installs it)")
 
-from agentkit.evals.bfcl import build_tools, evaluate, json_schema, load_cases, run_case, tool_name  # noqa: E402
-from agentkit.formats import make_tool_format  # noqa: E402
-from agentkit.registry import ToolRegistry  # noqa: E402
-from agentkit.steps import ParsedStep  # noqa: E402
-from agentkit.testing import FunctionBackend  # noqa: E402
-from agentkit.types import ToolCall  # noqa: E402
+from agentkit.evals.bfcl import build_tools, evaluate, json_schema, load_cases, run_case, tool_name
+from agentkit.formats import make_tool_format
+from agentkit.registry import ToolRegistry
+from agentkit.steps import ParsedStep
+from agentkit.testing import FunctionBackend
+from agentkit.types import ToolCall
 
 AGENTKIT = Path(sys.executable).parent / "agentkit"
 

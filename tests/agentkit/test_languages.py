@@ -26,7 +26,6 @@ from agentkit.testing import ReplayBackend, ScriptedBackend
 from agentkit.trace import read_trace
 from agentkit.types import ToolCall
 
-
 # task; the tool's description; its arguments' description; a string argument; an enum's two values; the tool's output
 Script = namedtuple("Script", "task description argument_doc value places output")
 SCRIPTS = {

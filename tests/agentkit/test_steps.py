@@ -55,7 +55,7 @@ def _branches(schema: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _variants(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
     items = _branches(schema)[0]["properties"]["calls"]["items"]
-    variants = items["anyOf"] if "anyOf" in items else [items]
+    variants = items.get("anyOf", [items])
     return {v["properties"]["name"]["const"]: v for v in variants}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import pydantic
 import pytest
@@ -66,7 +66,7 @@ def _enum(value: Color) -> str:
     return value.value
 
 
-def _optional(value: Optional[int] = None) -> str:  # noqa: UP007 - the typing spelling is the point
+def _optional(value: int | None = None) -> str:
     """Echo."""
     return repr(value)
 

@@ -136,11 +136,10 @@ def test_the_models_own_tokens_are_reused_even_when_they_retokenize_differently(
 def test_chunked_prefill_decodes_exactly_like_one_pass(smollm2_tokenizer, random_engine, static_cache):
     """A long prompt prefilled 16 tokens at a time gives the same logits, hence the same steps."""
     import torch
+    from transformers import DynamicCache
 
     from agentkit.engine import LocalEngine
     from agentkit.engine.forward import prefill
-
-    from transformers import DynamicCache
 
     ids = smollm2_tokenizer("Numbers: " + " ".join(str(i) for i in range(150)))["input_ids"]
     assert len(ids) > 200

@@ -53,8 +53,7 @@ def test_folder_without_model_is_refused(tmp_path):
 def test_gguf_without_the_gguf_package_says_what_to_install(tmp_path, monkeypatch):
     import importlib.util
 
-    from agentkit.engine import LocalEngine
-    from agentkit.engine import loading
+    from agentkit.engine import LocalEngine, loading
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(loading.importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real_find_spec(name, *a))

@@ -114,7 +114,7 @@ def test_family_feature_is_live(family, smollm2_tokenizer):
 def test_loads_from_a_saved_folder_and_decodes_like_the_model(family, smollm2_tokenizer, tmp_path):
     from agentkit.engine import LocalEngine
 
-    name, model = family
+    _name, model = family
     model.save_pretrained(tmp_path)
     smollm2_tokenizer.save_pretrained(tmp_path)
     loaded = LocalEngine.from_pretrained(tmp_path)
@@ -130,7 +130,7 @@ def test_loads_from_a_saved_folder_and_decodes_like_the_model(family, smollm2_to
 def test_greedy_decoding_equals_hf_generate(family, smollm2_tokenizer):
     from agentkit.engine.decode import decode
 
-    name, model = family
+    _name, model = family
     ids = smollm2_tokenizer(LONG_TEXT)["input_ids"]
     assert len(ids) > 2 * WINDOW  # crosses every sliding window and attention chunk
     assert decode(model, ids, max_new_tokens=16, eos_ids=set()).tokens == _hf_greedy(model, ids, 16)

@@ -7,8 +7,8 @@ with an `<image>` token added; its processor is built here and saved with the mo
 from __future__ import annotations
 
 import copy
-from typing import Any
 import io
+from typing import Any
 
 import pytest
 

@@ -234,7 +234,7 @@ def test_huge_folder_listing_is_capped(sandbox):
 
 def test_symlink_swapped_in_after_the_check_is_not_followed(sandbox):
     """The race a realpath check alone loses: the walk from the root refuses any link it meets."""
-    _, root, outside = sandbox
+    _, root, _outside = sandbox
     (root / "looks-inside").symlink_to(root / "sub", target_is_directory=True)
     with pytest.raises(OSError) as caught:
         _Workspace(root).open_folder(["looks-inside"])  # as if "looks-inside" had just been swapped in

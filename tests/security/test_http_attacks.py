@@ -93,7 +93,7 @@ class _FakeDns:
             (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (ip, port, 0, 0)) if ":" in ip
             else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
             for ip in addresses
-        ]  # fmt: skip
+        ]
 
 
 @pytest.fixture
@@ -148,7 +148,7 @@ ATTACKS = [
     pytest.param("http://[::]:{port}/", ["::"], {}, ":: is unspecified", id="unspecified-ipv6"),
     pytest.param("http://169.254.169.254/latest/meta-data/", ["169.254.169.254"], {}, "cloud metadata", id="metadata"),
     pytest.param("http://metadata.google.internal/computeMetadata/v1/", ["metadata.google.internal"],
-                 {"metadata.google.internal": ["169.254.169.254"]}, "169.254.169.254 is a cloud metadata", id="metadata-name"),  # fmt: skip
+                 {"metadata.google.internal": ["169.254.169.254"]}, "169.254.169.254 is a cloud metadata", id="metadata-name"),
     pytest.param("http://[fd00:ec2::254]/", ["fd00:ec2::254"], {}, "cloud metadata", id="metadata-ipv6"),
     pytest.param("http://169.254.1.1/", ["169.254.1.1"], {}, "link-local", id="link-local"),
     pytest.param("http://2130706433:{port}/", ["2130706433"], {}, "127.0.0.1 is loopback", id="decimal"),
@@ -174,18 +174,18 @@ ATTACKS = [
     pytest.param("ftp://127.0.0.1:{port}/", ["127.0.0.1"], {}, "not 'ftp'", id="ftp-scheme"),
     pytest.param("//127.0.0.1:{port}/", ["127.0.0.1"], {}, "Only http and https", id="scheme-relative"),
     pytest.param("http://allowed.example@127.0.0.1:{port}/", ["allowed.example", "127.0.0.1"], {}, "user name or password",
-                 id="userinfo"),  # fmt: skip
+                 id="userinfo"),
     pytest.param("http://127.0.0.1:{port}\\@allowed.example/", ["allowed.example"], {"allowed.example": ["93.184.216.34"]},
-                 "user name or password", id="userinfo-backslash"),  # fmt: skip
+                 "user name or password", id="userinfo-backslash"),
     pytest.param("http://evil.test:{port}/", ["evil.test"], {"evil.test": ["127.0.0.1"]}, "127.0.0.1 is loopback", id="dns-to-loopback"),
     pytest.param("http://evil6.test:{port}/", ["evil6.test"], {"evil6.test": ["::ffff:127.0.0.1"]}, "is loopback",
-                 id="dns-to-mapped-loopback"),  # fmt: skip
+                 id="dns-to-mapped-loopback"),
     pytest.param("http://mixed.test:{port}/", ["mixed.test"], {"mixed.test": ["93.184.216.34", "127.0.0.1"]},
-                 "127.0.0.1 is loopback", id="dns-public-then-private"),  # fmt: skip
+                 "127.0.0.1 is loopback", id="dns-public-then-private"),
     pytest.param("http://mixed.test:{port}/", ["mixed.test"], {"mixed.test": ["10.0.0.7", "93.184.216.34"]},
-                 "10.0.0.7 is private", id="dns-private-then-public"),  # fmt: skip
+                 "10.0.0.7 is private", id="dns-private-then-public"),
     pytest.param("http://intranet.example.com/", ["*.example.com"], {"intranet.example.com": ["10.1.2.3"]}, "10.1.2.3 is private",
-                 id="wildcard-name-to-private"),  # fmt: skip
+                 id="wildcard-name-to-private"),
     pytest.param("http://127.0.0.1:{port}/", ["localhost"], {}, "not in allowed_hosts (localhost)", id="not-allowlisted"),
 ]
 
@@ -208,7 +208,7 @@ REDIRECTS = [
     pytest.param("http://127.0.0.1:{target}/other", [], {}, "not in allowed_hosts", id="to-other-port-not-allowlisted"),
     pytest.param("http://2130706434:{victim}/", ["2130706434"], {}, "127.0.0.2 is loopback", id="to-decimal-ip"),
     pytest.param("http://inside.test:{victim}/", ["inside.test"], {"inside.test": ["127.0.0.2"]}, "127.0.0.2 is loopback",
-                 id="to-name-resolving-to-loopback"),  # fmt: skip
+                 id="to-name-resolving-to-loopback"),
     pytest.param("http://front.test@127.0.0.2:{victim}/", ["127.0.0.2"], {}, "user name or password", id="to-userinfo"),
     pytest.param("file:///etc/passwd", [], {}, "not 'file'", id="to-file-scheme"),
     pytest.param("gopher://127.0.0.2:{victim}/_x", ["127.0.0.2"], {}, "not 'gopher'", id="to-gopher-scheme"),
@@ -314,7 +314,7 @@ class _Trickler:
         while not self.stop.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except (TimeoutError, socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
 
@@ -331,7 +331,7 @@ class _Trickler:
                 try:
                     if conn.recv(1) == b"":  # the client closed its side
                         break
-                except (TimeoutError, socket.timeout):
+                except TimeoutError:
                     pass  # still connected: send the next line
                 except OSError:
                     break

@@ -222,7 +222,7 @@ def test_fork_bomb_with_os_fork(host_unchanged):
         "except Exception as exc:\n    print('forks:', forks, type(exc).__name__)"
     )
     before = host_processes()
-    failed, text, seconds = run(code)
+    _failed, text, seconds = run(code)
     assert text.startswith("forks: 0 PermissionError") and seconds < 4, text
     assert host_processes() < before + 20
 
@@ -234,7 +234,7 @@ def test_fork_bomb_with_subprocess(host_unchanged):
         "except Exception as exc:\n    print('spawned:', len(children), type(exc).__name__)"
     )
     before = host_processes()
-    failed, text, seconds = run(code)
+    _failed, text, seconds = run(code)
     assert text.startswith("spawned: 0 PermissionError") and seconds < 4, text
     assert host_processes() < before + 20
 
@@ -245,7 +245,7 @@ def test_thread_bomb_is_bounded_by_the_process_limit(host_unchanged):
         "        threading.Thread(target=time.sleep, args=(2,), daemon=True).start()\n        started += 1\n"
         "except RuntimeError as exc:\n    print('threads:', started, exc)"
     )
-    failed, text, seconds = run(code, max_processes=4, memory_bytes=1024 * MB)
+    _failed, text, seconds = run(code, max_processes=4, memory_bytes=1024 * MB)
     assert text.startswith("threads:") and int(text.split()[1]) <= 4 and seconds < 4, text
 
 

@@ -55,10 +55,10 @@ class _FormatRaises:
 
 
 class _NonStr:
-    def __str__(self):  # noqa: ANN204 - deliberately not a str
+    def __str__(self):
         return 42
 
-    def __repr__(self):  # noqa: ANN204
+    def __repr__(self):
         return b"bytes"
 
 
@@ -70,10 +70,10 @@ class _BaseExceptionStr:
 
 
 class _SlicingStr(str):
-    def __getitem__(self, item):  # noqa: ANN001, ANN204
+    def __getitem__(self, item):
         raise RuntimeError("no slicing")
 
-    def encode(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN204
+    def encode(self, *args, **kwargs):
         raise RuntimeError("no encoding")
 
 
@@ -83,10 +83,10 @@ class _Custom(BaseException):
 
 class _ClassRaises:
     @property
-    def __class__(self):  # noqa: ANN204 - isinstance() falls back to this and it raises
+    def __class__(self):
         raise RuntimeError("no __class__")
 
-    def __getattr__(self, name: str):  # noqa: ANN204
+    def __getattr__(self, name: str):
         raise RuntimeError(f"no attribute {name}")
 
 
@@ -106,10 +106,10 @@ class _Holder(BaseModel):
 class _DumpRaises:
     """Looks like a pydantic model to duck-typing code; model_dump raises."""
 
-    def model_dump(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    def model_dump(self, *args, **kwargs):
         raise RuntimeError("no model_dump")
 
-    def model_dump_json(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    def model_dump_json(self, *args, **kwargs):
         raise RuntimeError("no model_dump_json")
 
 

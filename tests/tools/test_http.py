@@ -135,7 +135,7 @@ def test_get_with_params_merges_the_query(server):
 
 
 def test_post_sends_json_when_enabled(server):
-    get, post = http_tools(allowed_hosts=["127.0.0.1"], allow_private=LOOPBACK, allow_post=True)
+    _, post = http_tools(allowed_hosts=["127.0.0.1"], allow_private=LOOPBACK, allow_post=True)
     echo = json.loads(post(url=server.url("/echo"), body={"city": "Zürich", "n": [1, 2]}).split("\n\n", 1)[1])
     assert echo["method"] == "POST" and echo["content_type"] == "application/json"
     assert json.loads(echo["body"]) == {"city": "Zürich", "n": [1, 2]}

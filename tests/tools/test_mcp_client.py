@@ -21,8 +21,8 @@ from agentkit.testing import ScriptedBackend
 
 pytest.importorskip("mcp", reason="the MCP SDK is not installed: pip install 'agentkit[mcp]'")
 
-from agentkit.tools._mcp_schema import grammar_safe_schema, safe_tool_name  # noqa: E402
-from agentkit.tools.mcp import MCPClient, MCPConnectionError, MCPTool  # noqa: E402
+from agentkit.tools._mcp_schema import grammar_safe_schema, safe_tool_name
+from agentkit.tools.mcp import MCPClient, MCPConnectionError, MCPTool
 
 TINY_SERVER = r'''
 import json, os, sys

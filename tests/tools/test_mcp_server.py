@@ -19,8 +19,8 @@ from agentkit.tools import calculator
 
 pytest.importorskip("mcp", reason="the MCP SDK is not installed: pip install 'agentkit[mcp]'")
 
-from agentkit.tools.mcp import MCPClient, RemoteToolError  # noqa: E402
-from agentkit.tools.mcp_server import agent_as_tool, mcp_server, serve_mcp  # noqa: E402
+from agentkit.tools.mcp import MCPClient, RemoteToolError
+from agentkit.tools.mcp_server import agent_as_tool, mcp_server, serve_mcp
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mcp_server.py"
 
