@@ -28,7 +28,15 @@ from agentkit.registry import ToolRegistry
 from agentkit.steps import ParsedStep, StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.trace import TraceWriter
-from agentkit.types import DiscardedCall, Message, RunResult, SamplingSettings, Step, Usage
+from agentkit.types import (
+    DiscardedCall,
+    Message,
+    RunResult,
+    SamplingSettings,
+    Step,
+    ToolCall,  # noqa: F401  # the docstring examples use it
+    Usage,
+)
 
 
 @dataclass

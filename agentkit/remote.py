@@ -5,7 +5,8 @@ loop, tools and step format stay the same. Each step asks the server to constrai
 the step's JSON Schema (`response_format: json_schema`, which vLLM, SGLang, llama.cpp's server and
 `agentkit serve` all enforce). A server that refuses that gets `response_format: {type: json_object,
 schema: ...}` (llama-cpp-python's form), then the plain tools API (one function per tool plus
-`give_final_answer`, `tool_choice: required`), whose tool calls are turned back into a step. Either way the agent validates the step and, if it is wrong, feeds the error
+`give_final_answer`, `tool_choice: required`), whose tool calls are turned back into a step. Either
+way the agent validates the step and, if it is wrong, feeds the error
 back and retries (`Agent(max_invalid_retries=...)`).
 
 Transient failures (connection errors, timeouts, 429 and 5xx) are retried with exponential backoff

@@ -9,7 +9,8 @@ Measured in one run, step by step, on one scripted conversation whose context gr
   tokens as a `tool` message.
 Both contestants see the same conversation: the assistant message appended each step is the text
 agentkit generated (what a real agentkit loop would feed back); the naive loop's own reply is timed,
-compared and then discarded. Contestants, sharing one model object and the same conversation text (agentkit splices in its own reply tokens, the naive loop re-tokenises the text, so the
+compared and then discarded. Contestants, sharing one model object and the same conversation text
+(agentkit splices in its own reply tokens, the naive loop re-tokenises the text, so the
 context columns differ by a few tokens per step):
 1. agentkit: one `LocalEngine` for all steps (prefix KV reuse + grammar jump-forward), greedy.
 2. naive: `model.generate` with outlines' JSON-schema logits processor (outlines_core backend by

@@ -160,7 +160,10 @@ def main() -> None:
         "model": f"random Llama, shape {args.shape} {SHAPES[args.shape]}, 128K config, {str(dtype).replace('torch.', '')}",
         "prefill_chunk": args.chunk, "rows": rows,
     }
-    print("\n| tokens | chunked prefill tok/s | peak GiB | one-pass prefill tok/s | peak GiB | decode tok/s (agentkit cache) | decode tok/s (torch.cat cache) | x | mask ms/token |")
+    print(
+        "\n| tokens | chunked prefill tok/s | peak GiB | one-pass prefill tok/s | peak GiB "
+        "| decode tok/s (agentkit cache) | decode tok/s (torch.cat cache) | x | mask ms/token |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         c, s, d, b = row["chunked_prefill"], row["single_pass_prefill"] or {}, row["decode"], row["decode_concatenating_cache"]

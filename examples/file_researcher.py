@@ -32,17 +32,20 @@ INSTRUCTIONS = "You answer questions about the documents. Search them for one ke
 EXAMPLES = [
     Example(
         task="How much is the daily meal allowance?",
-        calls=[ExampleCall(name="search_files", arguments={"pattern": "meal", "ignore_case": True}, result="travel_policy.md:6: Meals: a daily allowance of 45 EUR, no receipts needed.")],
+        calls=[ExampleCall(name="search_files", arguments={"pattern": "meal", "ignore_case": True},
+                           result="travel_policy.md:6: Meals: a daily allowance of 45 EUR, no receipts needed.")],
         answer="45 EUR a day, no receipts needed.",
     ),
     Example(
         task="What changed in version 2.3?",
-        calls=[ExampleCall(name="search_files", arguments={"pattern": "version 2.3", "ignore_case": True}, result="changelog.md:4: Version 2.3: fixed the export of reports to PDF.")],
+        calls=[ExampleCall(name="search_files", arguments={"pattern": "version 2.3", "ignore_case": True},
+                           result="changelog.md:4: Version 2.3: fixed the export of reports to PDF.")],
         answer="It fixed the export of reports to PDF.",
     ),
     Example(
         task="What does the product FAQ say about the warranty?",
-        calls=[ExampleCall(name="search_files", arguments={"pattern": "warranty", "ignore_case": True}, result="product_faq.md:3: Warranty: two years from the date of purchase.")],
+        calls=[ExampleCall(name="search_files", arguments={"pattern": "warranty", "ignore_case": True},
+                           result="product_faq.md:3: Warranty: two years from the date of purchase.")],
         answer="Two years from the date of purchase.",
     ),
 ]

@@ -40,13 +40,15 @@ def build_agent(engine: LocalEngine, service_url: str) -> Agent:
         Example(
             task="What's the weather in Lima?",
             calls=[ExampleCall(name="http_get", arguments={"url": f"{service_url}/weather?city=Lima"},
-                               result=f'HTTP 200 OK\nURL: {service_url}/weather?city=Lima\nContent-Type: application/json\n\n{{"city": "Lima", "temperature_c": 21, "conditions": "foggy"}}')],
+                               result=(f'HTTP 200 OK\nURL: {service_url}/weather?city=Lima\nContent-Type: application/json\n\n'
+                                       '{"city": "Lima", "temperature_c": 21, "conditions": "foggy"}'))],
             answer="Lima: 21°C, foggy.",
         ),
         Example(
             task="Is it cold in Oslo?",
             calls=[ExampleCall(name="http_get", arguments={"url": f"{service_url}/weather?city=Oslo"},
-                               result=f'HTTP 200 OK\nURL: {service_url}/weather?city=Oslo\nContent-Type: application/json\n\n{{"city": "Oslo", "temperature_c": -3, "conditions": "snow"}}')],
+                               result=(f'HTTP 200 OK\nURL: {service_url}/weather?city=Oslo\nContent-Type: application/json\n\n'
+                                       '{"city": "Oslo", "temperature_c": -3, "conditions": "snow"}'))],
             answer="Oslo: -3°C, snow.",
         ),
     ]

@@ -18,7 +18,8 @@ def test_public_api_is_pinned():
     assert sorted(agentkit.__all__) == sorted([
         "Agent", "AgentkitError", "Backend", "Compaction", "ContextOverflowError", "ContextPolicy", "DiscardedCall", "Example", "ExampleCall", "Generation",
         "GenerationRequest", "GrammarError", "Image", "ModelCapabilityError", "InvalidStepError", "MaxStepsExceeded", "Message", "ModelLoadError",
-        "Observation", "RunResult", "SamplingSettings", "Step", "StepFormat", "StepLimits", "Tool", "ToolCall", "ToolDefinitionError", "ToolPolicy", "InvalidArgumentsError", "RemoteBackend", "RemoteError",
+        "Observation", "RunResult", "SamplingSettings", "Step", "StepFormat", "StepLimits", "Tool", "ToolCall", "ToolDefinitionError",
+        "ToolPolicy", "InvalidArgumentsError", "RemoteBackend", "RemoteError",
         "ToolError", "ToolRegistry", "Usage", "__version__", "tool",
         "JsonSchemaConstraint", "LarkConstraint",
     ])

@@ -64,10 +64,11 @@ def evaluate(expression: str) -> int | float:
     Example:
         >>> evaluate("17 * 23")
         391
-        >>> evaluate("sqrt(2) ** 2 < 3")
+        >>> evaluate("sqrt(2) ** 2 < 3")  # doctest: +NORMALIZE_WHITESPACE
         Traceback (most recent call last):
         ...
-        agentkit.tools.calculator.CalculatorError: '<' is not allowed: use numbers, + - * / // % **, parentheses and sqrt, abs, round, floor, ceil, log, log10, exp, sin, cos, tan, min, max, pi, e.
+        agentkit.tools.calculator.CalculatorError: '<' is not allowed: use numbers, + - * / // % **,
+        parentheses and sqrt, abs, round, floor, ceil, log, log10, exp, sin, cos, tan, min, max, pi, e.
     """
     if len(expression) > MAX_EXPRESSION_CHARS:
         raise CalculatorError(f"The expression has {len(expression)} characters; the limit is {MAX_EXPRESSION_CHARS}.")

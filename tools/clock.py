@@ -45,10 +45,11 @@ def load_timezone(name: str) -> zoneinfo.ZoneInfo:
     Example:
         >>> load_timezone("Europe/Paris").key
         'Europe/Paris'
-        >>> load_timezone("Paris")
+        >>> load_timezone("Paris")  # doctest: +NORMALIZE_WHITESPACE
         Traceback (most recent call last):
         ...
-        agentkit.tools.clock.ClockError: Unknown timezone 'Paris'. Use an IANA name such as 'Europe/Paris', 'America/New_York' or 'UTC'. Did you mean 'Europe/Paris'?
+        agentkit.tools.clock.ClockError: Unknown timezone 'Paris'. Use an IANA name such as 'Europe/Paris', 'America/New_York' or 'UTC'.
+        Did you mean 'Europe/Paris'?
     """
     text = name.strip()
     if text.upper() in ("UTC", "Z", "GMT"):

@@ -226,10 +226,11 @@ def file_tools(
         ['list_files', 'read_file', 'search_files']
         >>> tools["read_file"](path="notes.txt")
         'buy milk\\n'
-        >>> tools["read_file"](path="../etc/passwd")
+        >>> tools["read_file"](path="../etc/passwd")  # doctest: +NORMALIZE_WHITESPACE
         Traceback (most recent call last):
         ...
-        agentkit.tools.files.FileToolError: '../etc/passwd' is outside the workspace (through '..' or a symbolic link). Only files inside the workspace can be used; call list_files to see them.
+        agentkit.tools.files.FileToolError: '../etc/passwd' is outside the workspace (through '..' or a symbolic link).
+        Only files inside the workspace can be used; call list_files to see them.
     """
     workspace = _Workspace(root)
     if os.open not in os.supports_dir_fd or not hasattr(os, "O_NOFOLLOW"):

@@ -31,10 +31,11 @@ Example:
     Traceback (most recent call last):
     ...
     agentkit.tools.http.HttpRefusedError: Host 'localhost' is not in allowed_hosts (169.254.169.254, api.example.com). Use a URL on one of those hosts.
-    >>> get(url="http://169.254.169.254/latest/meta-data/")
+    >>> get(url="http://169.254.169.254/latest/meta-data/")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    agentkit.tools.http.HttpRefusedError: Host '169.254.169.254' is refused: 169.254.169.254 is a cloud metadata address. Requests to loopback, private, link-local and other non-public addresses are not allowed.
+    agentkit.tools.http.HttpRefusedError: Host '169.254.169.254' is refused: 169.254.169.254 is a cloud metadata address.
+    Requests to loopback, private, link-local and other non-public addresses are not allowed.
     >>> get(url="https://api.example.com/items", params={"q": "x"})  # doctest: +SKIP
     'HTTP 200 OK\nURL: https://api.example.com/items?q=x\nContent-Type: application/json\n\n{"items": []}'
 """

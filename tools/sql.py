@@ -349,7 +349,10 @@ def _table(headers: list[str], rows: _Rows, max_rows: int, max_cell_chars: int, 
         ))
     elif rows.omitted or rows.stopped:  # first, so that an output limit cutting the table cannot hide it
         more = f"at least {rows.omitted}" if rows.stopped else f"{rows.omitted}"
-        why = {"budget": f"; counting stopped at the result byte budget of {_size(budget)}", "time": "; counting stopped at the time limit"}.get(rows.stopped or "", "")
+        why = {
+            "budget": f"; counting stopped at the result byte budget of {_size(budget)}",
+            "time": "; counting stopped at the time limit",
+        }.get(rows.stopped or "", "")
         lines.insert(0, f"({shown} rows shown, {more} more omitted: the limit is {max_rows}{why}; add a LIMIT or a WHERE clause)")
     else:
         lines.append(f"({shown} row{'' if shown == 1 else 's'})")

@@ -13,7 +13,10 @@ from agentkit.formats import FORMATS, TextAnswerFormat, ToolFormat, make_tool_fo
 from agentkit.prompts import render
 from agentkit.registry import ToolRegistry
 from agentkit.steps import ParsedStep, StepParseError
-from agentkit.types import Message
+from agentkit.types import (
+    Message,
+    ToolCall,  # noqa: F401  # the docstring examples use it
+)
 
 
 async def discard_calls(

@@ -92,7 +92,10 @@ class PythonGrammar:
         properties = schema.get("properties")
         if properties:
             required = set(schema.get("required", []))
-            items = [(json.dumps(json.dumps(name, ensure_ascii=False) + ": ", ensure_ascii=False), self.value(sub, defs), name in required) for name, sub in properties.items()]
+            items = [
+                (json.dumps(json.dumps(name, ensure_ascii=False) + ": ", ensure_ascii=False), self.value(sub, defs), name in required)
+                for name, sub in properties.items()
+            ]
             body = self._ordered_sequence(items)
             return self._rule(f'"{{" {body} "}}"' if body else '"{}"')
         extra = schema.get("additionalProperties", True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from agentkit.constraints import JsonSchemaConstraint
 from agentkit.formats.base import TextAnswerFormat, repeat
+from agentkit.registry import ToolRegistry  # noqa: F401  # the docstring examples use it
 from agentkit.steps import StepParseError
 from agentkit.types import ToolCall
 

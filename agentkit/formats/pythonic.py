@@ -12,6 +12,7 @@ import copy
 from agentkit.errors import ToolDefinitionError
 from agentkit.formats._python_values import PythonGrammar, literal_value, python_literal
 from agentkit.formats.base import TextAnswerFormat, repeat
+from agentkit.registry import ToolRegistry  # noqa: F401  # the docstring examples use it
 from agentkit.schema import bound_schema
 from agentkit.steps import StepParseError
 from agentkit.types import ToolCall

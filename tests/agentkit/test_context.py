@@ -154,7 +154,10 @@ def test_a_remote_server_that_refuses_an_overflow_gets_a_compacted_retry():
                 status, reply = 400, {"error": {"message": "This model's maximum context length is 2048 tokens."}}
             else:
                 message = {"role": "assistant", "content": json.dumps(next(steps))}
-                status, reply = 200, {"id": "x", "object": "chat.completion", "model": "m", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+                status, reply = 200, {
+                    "id": "x", "object": "chat.completion", "model": "m",
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                }
             data = json.dumps(reply).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

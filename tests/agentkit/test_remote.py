@@ -75,7 +75,10 @@ def serve():
 
 
 def request(schema=None):
-    return GenerationRequest(messages=[Message(role="system", content="s"), Message(role="tool", content="calculator returned: 42")], constraint=None if schema is None else JsonSchemaConstraint(json_schema=schema))
+    return GenerationRequest(
+        messages=[Message(role="system", content="s"), Message(role="tool", content="calculator returned: 42")],
+        constraint=None if schema is None else JsonSchemaConstraint(json_schema=schema),
+    )
 
 
 def test_the_step_schema_goes_out_as_response_format_and_text_comes_back(serve):

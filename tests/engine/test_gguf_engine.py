@@ -92,7 +92,10 @@ def test_greedy_decoding_gives_the_same_reply_on_both_engines(engines):
 
 
 def test_a_seed_gives_the_same_reply_and_other_seeds_other_replies(gguf):
-    replies = [gguf.generate(_request(temperature=1.0, seed=seed, constraint=JsonSchemaConstraint(json_schema=SCHEMA), max_tokens=60)).text for seed in (1, 1, 2, 3)]
+    replies = [
+        gguf.generate(_request(temperature=1.0, seed=seed, constraint=JsonSchemaConstraint(json_schema=SCHEMA), max_tokens=60)).text
+        for seed in (1, 1, 2, 3)
+    ]
     assert replies[0] == replies[1]
     assert len(set(replies)) >= 3
     nucleus = []
@@ -257,7 +260,9 @@ def test_images_are_refused_with_a_clear_error(gguf):
 # -- which engine a load gets ----------------------------------------------------------------------
 
 
-def test_a_gguf_on_cpu_loads_into_the_llama_cpp_engine_and_torch_on_request(require_llama_cpp, make_tiny_gguf, smollm2_tokenizer, make_tiny_llama, tmp_path, monkeypatch):
+def test_a_gguf_on_cpu_loads_into_the_llama_cpp_engine_and_torch_on_request(
+    require_llama_cpp, make_tiny_gguf, smollm2_tokenizer, make_tiny_llama, tmp_path, monkeypatch
+):
     monkeypatch.setenv("AGENTKIT_CACHE_DIR", str(tmp_path))  # the tokenizer and conversion caches of a throwaway file
     from agentkit.engine import GGUFEngine, LocalEngine
 
@@ -268,7 +273,9 @@ def test_a_gguf_on_cpu_loads_into_the_llama_cpp_engine_and_torch_on_request(requ
     assert isinstance(LocalEngine.from_pretrained(path, dtype="float32"), LocalEngine)  # a torch setting: torch
 
 
-def test_settings_of_the_other_engine_are_refused_by_name(require_llama_cpp, make_tiny_gguf, smollm2_tokenizer, make_tiny_llama, tiny_model_dir, tmp_path, monkeypatch):
+def test_settings_of_the_other_engine_are_refused_by_name(
+    require_llama_cpp, make_tiny_gguf, smollm2_tokenizer, make_tiny_llama, tiny_model_dir, tmp_path, monkeypatch
+):
     monkeypatch.setenv("AGENTKIT_CACHE_DIR", str(tmp_path))
     from agentkit.engine import LocalEngine
 
@@ -281,7 +288,9 @@ def test_settings_of_the_other_engine_are_refused_by_name(require_llama_cpp, mak
         LocalEngine.from_pretrained(path, backend="vllm")
 
 
-def test_without_the_binding_auto_uses_torch_and_an_explicit_choice_says_how_to_install(monkeypatch, make_tiny_gguf, smollm2_tokenizer, make_tiny_llama, tmp_path):
+def test_without_the_binding_auto_uses_torch_and_an_explicit_choice_says_how_to_install(
+    monkeypatch, make_tiny_gguf, smollm2_tokenizer, make_tiny_llama, tmp_path
+):
     import sys
 
     monkeypatch.setenv("AGENTKIT_CACHE_DIR", str(tmp_path))
@@ -332,7 +341,9 @@ started = time.perf_counter()
 from agentkit import GenerationRequest, JsonSchemaConstraint, Message
 from agentkit.engine import LocalEngine
 engine = LocalEngine.from_pretrained(sys.argv[1])
-engine.generate(GenerationRequest(messages=[Message(role="user", content="Hi")], max_tokens=4, constraint=JsonSchemaConstraint(json_schema={"type": "boolean"})))
+engine.generate(GenerationRequest(
+    messages=[Message(role="user", content="Hi")], max_tokens=4, constraint=JsonSchemaConstraint(json_schema={"type": "boolean"}),
+))
 print(json.dumps({"engine": type(engine).__name__, "torch": "torch" in sys.modules}))
 """
 

@@ -190,7 +190,10 @@ def test_random_weights_write_only_valid_calls_in_every_tool_format(random_engin
 
 def test_random_weights_with_structured_output_type(random_engine):
     for seed in range(20):
-        agent = Agent(random_engine, tools=TOOLS, output_type=Summary, limits=LIMITS, max_steps=2, sampling=SamplingSettings(temperature=1.0, seed=seed, max_step_tokens=1500))
+        agent = Agent(
+            random_engine, tools=TOOLS, output_type=Summary, limits=LIMITS, max_steps=2,
+            sampling=SamplingSettings(temperature=1.0, seed=seed, max_step_tokens=1500),
+        )
         for step in _check_run(agent, "Summarise the trip"):
             if step.is_final:
                 assert isinstance(step.output, Summary)

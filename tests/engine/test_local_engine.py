@@ -111,7 +111,9 @@ def test_constrained_generation_matches_the_schema_and_reports_usage(smollm2_tok
 
     engine = LocalEngine.from_model(make_tiny_llama(smollm2_tokenizer), smollm2_tokenizer)
     schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 99}}, "required": ["n"], "additionalProperties": False}
-    request = GenerationRequest(messages=[Message(role="user", content="n?")], constraint=JsonSchemaConstraint(json_schema=schema), max_tokens=32, temperature=1.0, seed=3)
+    request = GenerationRequest(
+        messages=[Message(role="user", content="n?")], constraint=JsonSchemaConstraint(json_schema=schema), max_tokens=32, temperature=1.0, seed=3
+    )
     generation = engine.generate(request)
     value = json.loads(generation.text)
     assert set(value) == {"n"} and 0 <= value["n"] <= 99
@@ -135,7 +137,9 @@ def test_max_tokens_cut_is_reported_as_length(smollm2_tokenizer, make_tiny_llama
 
     engine = LocalEngine.from_model(make_tiny_llama(smollm2_tokenizer), smollm2_tokenizer)
     schema = {"type": "object", "properties": {"text": {"type": "string", "maxLength": 400}}, "required": ["text"]}
-    request = GenerationRequest(messages=[Message(role="user", content="Hi")], constraint=JsonSchemaConstraint(json_schema=schema), max_tokens=5, temperature=1.0, seed=1)
+    request = GenerationRequest(
+        messages=[Message(role="user", content="Hi")], constraint=JsonSchemaConstraint(json_schema=schema), max_tokens=5, temperature=1.0, seed=1
+    )
     generation = engine.generate(request)
     assert generation.finish_reason == "length" and generation.completion_tokens == 5
 

@@ -129,7 +129,10 @@ def test_random_weights_with_an_image_still_give_only_valid_steps(vlm):
 
     engine = _engine(vlm)
     for seed in range(4):
-        agent = Agent(engine, tools=[calculator], max_steps=2, sampling=SamplingSettings(temperature=1.0, seed=seed), limits=StepLimits(string_chars=20, answer_chars=30))
+        agent = Agent(
+            engine, tools=[calculator], max_steps=2, sampling=SamplingSettings(temperature=1.0, seed=seed),
+            limits=StepLimits(string_chars=20, answer_chars=30),
+        )
         try:
             run = agent.run("What is in the picture?", images=[png("green")])
         except MaxStepsExceeded as exc:

@@ -77,7 +77,10 @@ def test_a_random_model_reading_an_injection_still_writes_only_valid_steps(smoll
     engine = LocalEngine.from_model(make_tiny_llama(smollm2_tokenizer, seed=3), smollm2_tokenizer)
     payload = INJECTIONS[3].values[0]
     for seed in range(5):
-        agent = Agent(engine, tools=[_page_tool(payload), wipe_disk], limits=StepLimits(string_chars=20), max_steps=3, sampling=SamplingSettings(temperature=1.0, seed=seed))
+        agent = Agent(
+            engine, tools=[_page_tool(payload), wipe_disk], limits=StepLimits(string_chars=20), max_steps=3,
+            sampling=SamplingSettings(temperature=1.0, seed=seed),
+        )
         try:
             steps = agent.run("Summarise example.com").steps
         except MaxStepsExceeded as exc:

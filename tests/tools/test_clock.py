@@ -27,10 +27,16 @@ def test_current_time_is_now_in_the_timezone():
         pytest.param("2024-01-15T12:00", "Europe/Paris", "UTC", "2024-01-15T11:00:00+00:00 (Monday, UTC)", id="winter-cet"),
         pytest.param("2024-07-15T12:00", "Europe/Paris", "UTC", "2024-07-15T10:00:00+00:00 (Monday, UTC)", id="summer-cest"),
         # 10-31 March 2024: New York is on summer time, London not yet: 4 hours apart instead of 5.
-        pytest.param("2024-03-20T09:00", "America/New_York", "Europe/London", "2024-03-20T13:00:00+00:00 (Wednesday, Europe/London, GMT)", id="us-dst-before-europe"),
+        pytest.param(
+            "2024-03-20T09:00", "America/New_York", "Europe/London", "2024-03-20T13:00:00+00:00 (Wednesday, Europe/London, GMT)",
+            id="us-dst-before-europe",
+        ),
         pytest.param("2024-04-02T09:00", "America/New_York", "Europe/London", "2024-04-02T14:00:00+01:00 (Tuesday, Europe/London, BST)", id="both-on-dst"),
         pytest.param("2024-12-31T23:30", "UTC", "Asia/Kolkata", "2025-01-01T05:00:00+05:30 (Wednesday, Asia/Kolkata, IST)", id="half-hour-offset-next-year"),
-        pytest.param("2024-06-01T10:00Z", "Asia/Tokyo", "America/Los_Angeles", "2024-06-01T03:00:00-07:00 (Saturday, America/Los_Angeles, PDT)", id="z-suffix-wins"),
+        pytest.param(
+            "2024-06-01T10:00Z", "Asia/Tokyo", "America/Los_Angeles", "2024-06-01T03:00:00-07:00 (Saturday, America/Los_Angeles, PDT)",
+            id="z-suffix-wins",
+        ),
         pytest.param("2024-06-01 10:00:00+02:00", "UTC", "utc", "2024-06-01T08:00:00+00:00 (Saturday, UTC)", id="offset-wins-and-lowercase-utc"),
     ],
 )

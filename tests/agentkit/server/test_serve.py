@@ -163,7 +163,9 @@ def test_json_schema_response_format_is_enforced(client, seed):
 
 
 def test_json_object_response_format(client):
-    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "JSON please"}], response_format={"type": "json_object"}, seed=2, max_tokens=200)
+    reply = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "JSON please"}], response_format={"type": "json_object"}, seed=2, max_tokens=200
+    )
     if reply.choices[0].finish_reason == "stop":
         assert isinstance(json.loads(reply.choices[0].message.content), dict)
 
@@ -210,17 +212,33 @@ BAD_REQUESTS = [
     pytest.param({"messages": ASK, "tools": "get_weather"}, 400, "`tools`", id="tools-not-a-list"),
     pytest.param({"messages": ASK, "tools": [{"type": "function"}]}, 400, "tools[0]", id="tool-without-function"),
     pytest.param({"messages": ASK, "tools": [WEATHER, WEATHER]}, 400, "unique", id="duplicate-tools"),
-    pytest.param({"messages": ASK, "tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}}, 400, "'nope'", id="unknown-tool-choice"),
+    pytest.param(
+        {"messages": ASK, "tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}}, 400, "'nope'", id="unknown-tool-choice"
+    ),
     pytest.param({"messages": ASK, "tool_choice": "required"}, 400, "tools", id="required-without-tools"),
     pytest.param({"messages": ASK, "tool_choice": "sometimes"}, 400, "tool_choice", id="bad-tool-choice"),
     pytest.param({"messages": ASK, "response_format": {"type": "xml"}}, 400, "response_format", id="bad-response-format"),
     pytest.param({"messages": ASK, "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, 400, "schema", id="json-schema-without-schema"),
-    pytest.param({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}, 400, "does not fetch URLs", id="image-url-not-inline"),
-    pytest.param({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}]}]}, 400, "not a PNG", id="image-not-an-image"),
-    pytest.param({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + PNG_1PX}}]}]}, 400, "no vision tower", id="image-for-a-text-model"),
+    pytest.param(
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]},
+        400, "does not fetch URLs", id="image-url-not-inline",
+    ),
+    pytest.param(
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,aGVsbG8="}}]}]},
+        400, "not a PNG", id="image-not-an-image",
+    ),
+    pytest.param(
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + PNG_1PX}}]}]},
+        400, "no vision tower", id="image-for-a-text-model",
+    ),
     pytest.param({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}, 400, "only text and image_url", id="audio-part"),
     pytest.param({"messages": [{"role": "user", "content": "word " * 5000}]}, 400, "context window", id="context-too-long"),
-    pytest.param({"messages": ASK, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"type": "string", "pattern": "(?<=x)a"}}}}}}, 400, "schema", id="uncompilable-schema"),
+    pytest.param(
+        {"messages": ASK, "response_format": {"type": "json_schema", "json_schema": {
+            "name": "x", "schema": {"type": "object", "properties": {"a": {"type": "string", "pattern": "(?<=x)a"}}},
+        }}},
+        400, "schema", id="uncompilable-schema",
+    ),
     pytest.param({"messages": ASK, "seed": 10**29}, 400, "`seed`", id="seed-over-64-bits"),
     pytest.param({"messages": ASK, "stream": True, "stream_options": "yes"}, 400, "stream_options", id="stream-options-not-an-object"),
     pytest.param({"messages": ASK, "model": "gpt-4o"}, 404, "does not exist", id="unknown-model"),
