@@ -193,9 +193,9 @@ class ContextKeeper:
     def _overflow(self, tokens: int, how: str) -> ContextOverflowError:
         fixes = (
             "Use Agent(context='drop_oldest') or 'summarize', shorten tool outputs (max_output_chars), "
-            "lower max_step_tokens, or use a model with a longer context."
+            "lower SamplingSettings.max_step_tokens, or use a model with a longer context."
             if self.policy.strategy == "error"
-            else "Lower keep_recent, shorten tool outputs (max_output_chars) or the task, lower max_step_tokens, "
+            else "Lower keep_recent, shorten tool outputs (max_output_chars) or the task, lower SamplingSettings.max_step_tokens, "
             "or use a model with a longer context."
         )
         return ContextOverflowError(

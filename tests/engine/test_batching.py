@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentkit import Agent, MaxStepsExceeded, StepLimits
+from agentkit import Agent, MaxStepsExceeded, SamplingSettings, StepLimits
 from agentkit.constraints import JsonSchemaConstraint
 from agentkit.tools import calculator
 
@@ -50,7 +50,7 @@ def test_concurrent_random_agents_only_write_valid_steps(smollm2_tokenizer, make
     limits = StepLimits(string_chars=24, max_calls=2, array_items=3)
 
     async def one(seed: int):
-        agent = Agent(engine, tools=[calculator], limits=limits, max_steps=2, temperature=1.0, seed=seed)
+        agent = Agent(engine, tools=[calculator], limits=limits, max_steps=2, sampling=SamplingSettings(temperature=1.0, seed=seed))
         try:
             return (await agent.arun(f"task {seed}")).steps
         except MaxStepsExceeded as exc:
@@ -94,7 +94,7 @@ def test_one_batch_mask_filled_for_all_rows_at_once_masks_each_row_under_its_own
 
     compiler = GrammarCompiler(smollm2_tokenizer)
     schemas = [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}, {"type": "boolean"}, {"enum": ["yes", "no"]}]
-    matchers = [compiler.matcher(schema) for schema in schemas]
+    matchers = [compiler.matcher(JsonSchemaConstraint(json_schema=schema)) for schema in schemas]
     assert matchers[0].consume_tokens(smollm2_tokenizer('{"a": ', add_special_tokens=False)["input_ids"])  # mid-value
     batch = BatchMask(compiler.vocab_size, rows=4)
     batch.fill(matchers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentkit import Agent, GenerationRequest, MaxStepsExceeded, Message, StepLimits
+from agentkit import Agent, GenerationRequest, MaxStepsExceeded, Message, SamplingSettings, StepLimits
 from agentkit.tools import calculator
 
 PROMPTS = ["The capital of France is", "def fibonacci(n):", "Écris une phrase sur la mer."]
@@ -49,7 +49,8 @@ def test_prefix_reuse_gives_the_same_steps_as_a_cold_engine(smollm2_tokenizer, r
     warm = LocalEngine.from_model(random_engine.model, smollm2_tokenizer)
     tasks = ["What is 2 + 2?", "What is 2 + 3?", "What is 2 + 2?"]
     for seed in range(3):
-        assert _run_steps(warm, tasks, temperature=1.0, seed=seed) == _run_steps(cold, tasks, temperature=1.0, seed=seed)
+        sampling = SamplingSettings(temperature=1.0, seed=seed)
+        assert _run_steps(warm, tasks, sampling=sampling) == _run_steps(cold, tasks, sampling=sampling)
     assert warm.prefix_cache.hits > 0 and cold.prefix_cache.hits == 0
 
 

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from agentkit import Agent, GenerationRequest, MaxStepsExceeded, Message, StepLimits
+from agentkit import Agent, GenerationRequest, MaxStepsExceeded, Message, SamplingSettings, StepLimits
 from agentkit.tools import calculator
 
 TASKS = ["What is 2 + 2?", "What is 12 * 7?", "What is 2 + 2?"]
@@ -25,7 +25,7 @@ def _engine(model, tokenizer, **options):
 
 
 def _steps(engine, tasks, *, seed: int):
-    agent = Agent(engine, tools=[calculator], limits=StepLimits(string_chars=30), max_steps=3, temperature=1.0, seed=seed)
+    agent = Agent(engine, tools=[calculator], limits=StepLimits(string_chars=30), max_steps=3, sampling=SamplingSettings(temperature=1.0, seed=seed))
     outputs = []
     for task in tasks:
         try:
@@ -72,7 +72,7 @@ def test_a_request_joining_the_slot_sequence_gives_the_same_steps_as_alone(smoll
     questions = ["What is 1 + 1?", "What is 3 * 3?", "What is 10 - 4?"]
 
     def agent(engine, seed):
-        return Agent(engine, tools=[calculator], limits=StepLimits(string_chars=30), max_steps=2, temperature=1.0, seed=seed)
+        return Agent(engine, tools=[calculator], limits=StepLimits(string_chars=30), max_steps=2, sampling=SamplingSettings(temperature=1.0, seed=seed))
 
     async def run_all(engine):
         async def one(i, q):
