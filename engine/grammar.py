@@ -125,8 +125,7 @@ class TokenMask:
         import torch
 
         host = self._pinned if self._pinned is not None else torch.from_numpy(self.bits)
-        bits = host.to(device, non_blocking=True)
-        return ((bits.unsqueeze(-1) & _bit_values(device)) != 0).reshape(-1)[: self.vocab_size]
+        return _unpack(host.to(device, non_blocking=True), self.vocab_size)
 
     def apply(self, logits: Any) -> Any:
         """Set disallowed logits to -inf in place (logits: 1-D over the model's vocabulary).
@@ -140,12 +139,7 @@ class TokenMask:
             np.putmask(logits[:n], ~allowed[:n], -np.inf)
             logits[n:] = -np.inf
             return logits
-        allowed = self.allowed(logits.device)
-        n = min(logits.shape[-1], allowed.shape[0])
-        logits[..., :n].masked_fill_(~allowed[:n], float("-inf"))
-        if logits.shape[-1] > n:  # the model's embedding is padded past the tokenizer's vocabulary
-            logits[..., n:] = float("-inf")
-        return logits
+        return _mask_logits(logits, self.allowed(logits.device))
 
 
 class BatchMask:
@@ -191,14 +185,22 @@ class BatchMask:
 
     def apply(self, logits: Any) -> Any:
         """Set each row's disallowed logits to -inf in place (logits: `[rows, vocab]`, row i under mask row i)."""
-        device, rows = logits.device, logits.shape[0]
-        bits = self.bits[:rows].to(device, non_blocking=True)
-        allowed = ((bits.unsqueeze(-1) & _bit_values(device)) != 0).reshape(rows, -1)[:, : self.vocab_size]
-        n = min(logits.shape[-1], allowed.shape[1])
-        logits[:, :n].masked_fill_(~allowed[:, :n], float("-inf"))
-        if logits.shape[-1] > n:  # the model's embedding is padded past the tokenizer's vocabulary
-            logits[:, n:] = float("-inf")
-        return logits
+        bits = self.bits[: logits.shape[0]].to(logits.device, non_blocking=True)
+        return _mask_logits(logits, _unpack(bits, self.vocab_size))
+
+
+def _unpack(bits: Any, vocab_size: int) -> Any:
+    """Boolean torch mask over the vocabulary from packed int32 words (`[..., words]` -> `[..., vocab_size]`)."""
+    return ((bits.unsqueeze(-1) & _bit_values(bits.device)) != 0).flatten(-2)[..., :vocab_size]
+
+
+def _mask_logits(logits: Any, allowed: Any) -> Any:
+    """Set logits to -inf where `allowed` is False, and past its end (an embedding padded past the vocabulary)."""
+    n = min(logits.shape[-1], allowed.shape[-1])
+    logits[..., :n].masked_fill_(~allowed[..., :n], float("-inf"))
+    if logits.shape[-1] > n:
+        logits[..., n:] = float("-inf")
+    return logits
 
 
 @lru_cache(maxsize=8)
