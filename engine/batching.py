@@ -194,6 +194,11 @@ class BatchScheduler:
             else:
                 sampling.append(seq)
         constrained = [seq for seq in sampling if seq.request.matcher is not None]
+        wanted: dict[int, int] = {}  # the model's own first choice where a number could run on (run_on.py)
+        for seq in constrained:
+            guard, previous = seq.request.run_on_guard, seq.tokens[-1] if seq.tokens else None
+            if guard is not None and guard.watches(previous):
+                wanted[id(seq)] = guard.first_choice(seq.logits)
         if constrained:
             started = time.perf_counter()
             self.mask.fill([seq.request.matcher for seq in constrained])
@@ -203,15 +208,16 @@ class BatchScheduler:
                 seq.logits = logits[row]
                 seq.mask_seconds += time.perf_counter() - started  # the time each row waited for the batch's masks
         for seq in sampling:
-            self._sample(seq)
+            self._sample(seq, wanted.get(id(seq)))
 
-    def _sample(self, seq: SequenceState) -> None:
+    def _sample(self, seq: SequenceState, wanted: int | None) -> None:
         """Sample from `seq.logits` (already masked), advance the grammar, take the tokens it forces."""
         request = seq.request
         logits, seq.logits = seq.logits, None
         choice = choose_next(
             logits, matcher=request.matcher, mask=None, temperature=request.temperature, top_p=request.top_p,
             generator=request.generator, eos_ids=request.eos_ids, jump_forward=request.jump_forward, budget=seq.budget,
+            run_on_guard=request.run_on_guard, previous=seq.tokens[-1] if seq.tokens else None, wanted=wanted,
         )
         seq.jump_forward_tokens += choice.forced
         if choice.ended:

@@ -22,6 +22,7 @@ from agentkit.engine.forward import forward, prefill
 from agentkit.engine.grammar import TokenMask
 from agentkit.engine.kv_cache import new_cache
 from agentkit.engine.prompt_tokens import DEFAULT_PREFILL_CHUNK
+from agentkit.engine.run_on import RunOnGuard
 from agentkit.engine.sampling import decode_loop
 from agentkit.engine.sequence import DecodeResult
 
@@ -42,6 +43,7 @@ def decode(
     cached_tokens: int = 0,
     jump_forward: bool = True,
     prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
+    run_on_guard: RunOnGuard | None = None,
 ) -> DecodeResult:
     """Generate up to `max_new_tokens` after `prompt_ids`, constrained by `matcher` (with `mask`) when given.
 
@@ -67,7 +69,7 @@ def decode(
     decode_started = time.perf_counter()
     result = decode_loop(
         logits, step, max_new_tokens=max_new_tokens, eos_ids=eos_ids, matcher=matcher, mask=mask,
-        temperature=temperature, top_p=top_p, generator=generator, jump_forward=jump_forward,
+        temperature=temperature, top_p=top_p, generator=generator, jump_forward=jump_forward, run_on_guard=run_on_guard,
     )
     return DecodeResult(
         tokens=result.tokens,

@@ -142,7 +142,7 @@ class GGUFEngine:
                 logits, lambda ids: self.llama.decode(seq, ids), max_new_tokens=request.max_tokens, eos_ids=self.eos_ids,
                 matcher=matcher, mask=self._mask if matcher is not None else None,  # one buffer: requests take turns
                 temperature=request.temperature, top_p=request.top_p, generator=numpy_generator(request),
-                jump_forward=self.jump_forward, cancel=cancel,
+                jump_forward=self.jump_forward, cancel=cancel, run_on_guard=self.grammars.run_on_guard if matcher is not None else None,
             )
             cancelled = cancel is not None and cancel.is_set()
         tokens = result.tokens

@@ -247,6 +247,7 @@ class LocalEngine:
             max_new_tokens=request.max_tokens,
             eos_ids=self.eos_ids,
             matcher=matcher,
+            run_on_guard=self.grammars.run_on_guard if matcher is not None else None,
             temperature=request.temperature,
             top_p=request.top_p,
             generator=generator,

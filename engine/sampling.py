@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from agentkit.engine.run_on import RunOnGuard
 from agentkit.errors import GrammarError
 
 
@@ -84,19 +85,28 @@ def choose_next(
     eos_ids: set[int],
     jump_forward: bool,
     budget: int,
+    run_on_guard: RunOnGuard | None = None,
+    previous: int | None = None,
+    wanted: int | None = None,
 ) -> Choice:
     """Mask, sample, advance the grammar, and collect the tokens it then forces (at most `budget` in all).
 
     Shared by the single-sequence loop below and the batch scheduler, so both decode identically.
-    With `mask` None the logits are taken as already masked (the scheduler masks all rows at once).
+    With `mask` None the logits are taken as already masked (the scheduler masks all rows at once,
+    having read the model's own first choice, `wanted`, before). `run_on_guard` keeps a finished
+    number from running on into the next (`run_on.py`); `previous` is the last token decoded.
     """
     mask_seconds = 0.0
     if matcher is not None and mask is not None:
+        if wanted is None and run_on_guard is not None and run_on_guard.watches(previous):
+            wanted = run_on_guard.first_choice(logits)
         started = time.perf_counter()
         mask.fill(matcher)
         mask.apply(logits)
         mask_seconds = time.perf_counter() - started
     token = sample(logits, temperature, top_p, generator)
+    if matcher is not None and run_on_guard is not None and wanted is not None:
+        token = run_on_guard.correct(logits, token=token, wanted=wanted, previous=previous)
     if token in eos_ids and (matcher is None or matcher.is_accepting()):
         return Choice(tokens=[], ended=True, mask_seconds=mask_seconds)
     tokens = [token]
@@ -137,12 +147,14 @@ def decode_loop(
     generator: Any | None = None,
     jump_forward: bool = True,
     cancel: threading.Event | None = None,
+    run_on_guard: RunOnGuard | None = None,
 ) -> Decoded:
     """One sequence's decode loop: choose the next tokens from `logits`, run them through `forward`, repeat.
 
     `logits` are the prefilled prompt's last logits; `forward(ids)` appends `ids` to the sequence and
     returns the logits after them (None stops the loop: cancelled). Stops when the grammar is
-    complete, at an end token, after `max_new_tokens`, or when `cancel` is set. The torch reference
+    complete, at an end token, after `max_new_tokens`, or when `cancel` is set; `run_on_guard` (the
+    grammar's, `GrammarCompiler.run_on_guard`) keeps finished numbers from running on. The torch reference
     loop (`decode.decode`) and the llama.cpp engine run this very loop over their own forward pass.
 
     Example:
@@ -159,6 +171,7 @@ def decode_loop(
         choice = choose_next(
             logits, matcher=matcher, mask=mask, temperature=temperature, top_p=top_p, generator=generator,
             eos_ids=eos_ids, jump_forward=jump_forward, budget=max_new_tokens - len(tokens),
+            run_on_guard=run_on_guard, previous=tokens[-1] if tokens else None,
         )
         mask_seconds += choice.mask_seconds
         forced += choice.forced

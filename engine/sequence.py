@@ -34,6 +34,7 @@ class DecodeRequest:
     cache: Any
     cached_tokens: int = 0
     matcher: Any | None = None
+    run_on_guard: Any | None = None  # the grammar's `RunOnGuard` (stateless, shared by every request)
     temperature: float = 0.0
     top_p: float = 1.0
     generator: Any | None = None  # a torch.Generator
