@@ -11,7 +11,7 @@ defaults (each can be changed through `file_tools`'s keyword arguments):
   one call returns whole lines, at most DEFAULT_READ_LINES (200, MAX_READ_LINES 2000 on request) and
   DEFAULT_MAX_READ_CHARS (3500) characters, with a note giving the offset to read on from.
 - listing: DEFAULT_MAX_LIST_ENTRIES (200) entries shown, the rest counted (up to MAX_SCAN_ENTRIES).
-- search: plain text, DEFAULT_MAX_SEARCH_MATCHES (100) matches, at most MAX_SEARCH_FILES files and
+- search: plain text (looser tiers when the exact text is absent: `_text_search`), DEFAULT_MAX_SEARCH_MATCHES (100) matches, at most MAX_SEARCH_FILES files and
   MAX_SEARCH_BYTES bytes scanned; symbolic links are not followed.
 - writes (only with `allow_write=True`): at most DEFAULT_MAX_WRITE_BYTES (1 MB) of UTF-8, never through
   a symbolic link or onto a hard-linked or special file; missing parent folders are created inside
@@ -36,6 +36,7 @@ import unicodedata
 from collections.abc import Generator
 
 from agentkit.tool import Tool, tool
+from agentkit.tools._text_search import TieredMatches, pattern_words
 
 DEFAULT_MAX_READ_BYTES = 256 * 1024
 DEFAULT_MAX_WRITE_BYTES = 1024 * 1024
@@ -62,6 +63,10 @@ _FILE_FLAGS = (
 
 class FileToolError(ValueError):
     """The file request is outside what the workspace allows, or failed; the message says what to do."""
+
+
+class _MissingPathError(FileToolError):
+    """The path does not exist: the tools add the workspace's files named like it (`_offering_names_like`)."""
 
 
 class _Workspace:
@@ -159,7 +164,7 @@ def _show(path: str) -> str:
 
 def _explain_os_error(exc: OSError, shown: str) -> FileToolError:
     if isinstance(exc, FileNotFoundError):
-        return FileToolError(f"{shown} does not exist in the workspace. Call list_files to see what exists.")
+        return _MissingPathError(f"{shown} does not exist in the workspace. Call list_files to see what exists.")
     if isinstance(exc, NotADirectoryError):
         return FileToolError(f"{shown} (or a folder on its way) is a file, not a folder. Use read_file for files.")
     if isinstance(exc, IsADirectoryError):
@@ -171,6 +176,29 @@ def _explain_os_error(exc: OSError, shown: str) -> FileToolError:
     if isinstance(exc, PermissionError):
         return FileToolError(f"{shown} cannot be accessed: permission denied.")
     return FileToolError(f"{shown} could not be accessed: {exc.strerror or exc}.")
+
+
+@contextlib.contextmanager
+def _offering_names_like(workspace: _Workspace, path: str) -> Generator[None, None, None]:
+    """A missing `path`'s error also names the workspace entries named like its last part.
+
+    Models guess paths ("faq" for docs/product_faq.md); the names let the next call be right.
+    """
+    try:
+        yield
+    except _MissingPathError as exc:
+        words = pattern_words(path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0])
+        alike: list[str] = []
+        with contextlib.closing(_walk(workspace, ".", recursive=True)) as walk:
+            for scanned, (_, name, shown_path) in enumerate(walk):
+                if scanned >= MAX_SCAN_ENTRIES or len(alike) >= MAX_NAMED_FILES:
+                    break
+                stem = name.lower().rsplit(".", 1)[0]
+                if any(word in name.lower() or (len(stem) > 2 and stem in word) for word in words):
+                    alike.append(shown_path)
+        if not alike:
+            raise
+        raise FileToolError(f"{exc} Named like it: {', '.join(alike)}.") from None
 
 
 def _check_regular(info: os.stat_result, shown: str) -> None:
@@ -246,7 +274,7 @@ def file_tools(
         """
         shown: list[str] = []
         total = 0
-        with contextlib.closing(_walk(workspace, path, recursive)) as listing:  # closes its folders on break
+        with _offering_names_like(workspace, path), contextlib.closing(_walk(workspace, path, recursive)) as listing:  # closes its folders on break
             for folder_fd, name, relative in listing:
                 if total >= MAX_SCAN_ENTRIES:
                     break
@@ -272,7 +300,8 @@ def file_tools(
         """
         if offset < 1 or not 1 <= limit <= MAX_READ_LINES:
             raise FileToolError(f"offset must be 1 or more and limit between 1 and {MAX_READ_LINES}; got offset={offset}, limit={limit}.")
-        data, cut = _read_file_bytes(workspace, path, max_read_bytes)
+        with _offering_names_like(workspace, path):
+            data, cut = _read_file_bytes(workspace, path, max_read_bytes)
         if cut and b"\n" in data:
             data = data[: data.rindex(b"\n") + 1]  # whole lines only
         lines = data.decode("utf-8", errors="replace").splitlines(keepends=True)
@@ -301,20 +330,22 @@ def file_tools(
     def search_files(pattern: str, path: str = ".", ignore_case: bool = False) -> str:
         """Find the lines that contain a plain text (not a regex) in the workspace's text files.
 
+        When no line has the exact text, the lines that have it in another case, or else all of its
+        words, are shown (the reply says so); when none has, the files named like it are.
+
         Args:
-            pattern: the exact text to look for.
+            pattern: the text to look for.
             path: folder (or file) to search, relative to the workspace root.
             ignore_case: match regardless of upper/lower case.
         """
         if not pattern or len(pattern) > MAX_PATTERN_CHARS or "\n" in pattern:
             raise FileToolError(f"The pattern must be 1 to {MAX_PATTERN_CHARS} characters on one line.")
-        needle = pattern.lower() if ignore_case else pattern
-        matches: list[str] = []
+        found = TieredMatches(pattern, ignore_case=ignore_case, limit=max_search_matches)
         searched: list[str] = []  # named when nothing matches: the model can read one instead
+        named: list[str] = []  # files whose names contain a word of the pattern, offered when no line matches
         files = scanned = 0
-        full = False
-        with contextlib.closing(_walk(workspace, path, recursive=True, files_only=True)) as found:
-            for folder_fd, name, shown_path in found:
+        with _offering_names_like(workspace, path), contextlib.closing(_walk(workspace, path, recursive=True, files_only=True)) as walk:
+            for folder_fd, name, shown_path in walk:
                 try:
                     data, _ = _read_capped(folder_fd, name, max_read_bytes, shown_path)
                 except (FileToolError, OSError):
@@ -325,23 +356,27 @@ def file_tools(
                 scanned += len(data)
                 if len(searched) < MAX_NAMED_FILES:
                     searched.append(shown_path)
+                if len(named) < MAX_NAMED_FILES and found.names_file(shown_path):
+                    named.append(shown_path)
                 for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
-                    if needle in (line.lower() if ignore_case else line):
-                        if len(matches) >= max_search_matches:
-                            full = True
-                            break
-                        matches.append(f"{shown_path}:{number}: {line.strip()[:MAX_MATCH_LINE_CHARS]}")
-                if full or files >= MAX_SEARCH_FILES or scanned >= MAX_SEARCH_BYTES:
+                    found.add(line, f"{shown_path}:{number}: {line.strip()[:MAX_MATCH_LINE_CHARS]}")
+                    if found.full:
+                        break
+                if found.full or files >= MAX_SEARCH_FILES or scanned >= MAX_SEARCH_BYTES:
                     break
+        note, matches, cut = found.result()
         if not matches:
-            named = f": {', '.join(searched)}{', ...' if files > len(searched) else ''}" if searched else ""
-            hint = " Search for one word of it, or read one of these files." if searched else ""
-            return f"No matches for {pattern!r} in {_show(path)} ({files} text files searched{named}).{hint}"
-        if full:  # first, so that an output limit cutting the list cannot hide it
+            listed = f": {', '.join(searched)}{', ...' if files > len(searched) else ''}" if searched else ""
+            if named:
+                hint = f" Files whose names contain its words: {', '.join(named)}. Read one of them with read_file."
+            else:
+                hint = " Search for one word of it, or read one of these files." if searched else ""
+            return f"No matches for {pattern!r} in {_show(path)} ({files} text files searched{listed}).{hint}"
+        if cut:  # first, so that an output limit cutting the list cannot hide it
             matches.insert(0, f"[stopped at the limit of {max_search_matches} matches; search a narrower path or a longer pattern]")
         elif files >= MAX_SEARCH_FILES or scanned >= MAX_SEARCH_BYTES:
             matches.insert(0, f"[stopped after {files} files ({scanned} bytes); search a narrower path]")
-        return "\n".join(matches)
+        return "\n".join(([note] if note else []) + matches)
 
     @tool
     def write_file(path: str, content: str) -> str:

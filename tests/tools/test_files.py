@@ -138,6 +138,47 @@ def test_search_finds_lines_in_text_files_only(workspace):
         search(pattern="")
 
 
+def test_search_without_the_exact_text_shows_looser_matches_and_says_so(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "travel_policy.md").write_text("# Travel policy\n\nTrains: book second class.\nMeals: 45 EUR a day.\n")
+    (tmp_path / "docs" / "product_faq.md").write_text("# Lumo desk lamp: FAQ\nBattery: the lamp runs 9 hours on a full charge.\n")
+    search = make_tools(tmp_path)["search_files"]
+    # Another case: the heading, labelled, so the model knows it was not an exact hit.
+    assert search(pattern="travel policy").splitlines() == [
+        "[no line contains 'travel policy' exactly; these lines contain it in another case]",
+        "docs/travel_policy.md:1: # Travel policy",
+    ]
+    # Every word, in any order and case ("the" and "of" are not required).
+    assert search(pattern="battery of the lamp").splitlines() == [
+        "[no line contains 'battery of the lamp'; these lines contain all of its words: battery, lamp]",
+        "docs/product_faq.md:2: Battery: the lamp runs 9 hours on a full charge.",
+    ]
+    # No line at all: the files named like the pattern are offered.
+    assert search(pattern="policy for hotels") == (
+        "No matches for 'policy for hotels' in '.' (2 text files searched: docs/product_faq.md, docs/travel_policy.md). "
+        "Files whose names contain its words: docs/travel_policy.md. Read one of them with read_file."
+    )
+    # An exact match wins over looser ones, with no note.
+    assert search(pattern="Trains") == "docs/travel_policy.md:3: Trains: book second class."
+
+
+def test_a_missing_path_names_the_files_named_like_it(workspace):
+    tools = make_tools(workspace)
+    for call in (lambda: tools["read_file"](path="guide"), lambda: tools["search_files"](pattern="x", path="guide"),
+                 lambda: tools["list_files"](path="docs/guides/")):
+        with pytest.raises(FileToolError, match=r"does not exist in the workspace\. .* Named like it: docs/guide\.md\.$"):
+            call()
+    with pytest.raises(FileToolError, match=r"does not exist in the workspace\. Call list_files to see what exists\.$"):
+        tools["read_file"](path="nothing/like/this")
+
+
+def test_looser_search_tiers_keep_the_match_limit(tmp_path):
+    (tmp_path / "many.txt").write_text("Hit here\n" * 50)
+    result = make_tools(tmp_path, max_search_matches=3)["search_files"](pattern="hit here").splitlines()
+    assert result[0].startswith("[no line contains 'hit here' exactly") and len(result) == 5
+    assert result[1].startswith("[stopped at the limit of 3 matches")
+
+
 def test_search_stops_at_the_match_limit_and_says_so(workspace):
     (workspace / "many.txt").write_text("hit\n" * 50)
     result = make_tools(workspace, max_search_matches=5)["search_files"](pattern="hit").splitlines()

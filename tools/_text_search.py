@@ -1,0 +1,105 @@
+"""How `search_files` matches a pattern against lines, with looser tiers for when the exact text is absent.
+
+A model searches the way people type into a search box ("travel policy", "Lumo desk lamp battery"),
+and the exact text is often not in the file ("# Travel policy", "Battery: the lamp runs ..."). An
+empty result sends it back to guessing, so the search keeps, in one pass, the lines of three tiers
+and shows the first tier that has any, saying which it is:
+
+0. the exact text (or, with `ignore_case`, the text in any case);
+1. the text in any case;
+2. every word of the text (in any order and case; a few English filler words are left out).
+
+When no line matches at all, the files whose names contain one of the words are named instead
+(`travel_policy.md` for "travel policy"). Every tier is bounded by the same match limit.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Left out of the every-word tier: requiring "the" or "of" in a line would only lose matches.
+_FILLER_WORDS = frozenset({"a", "an", "the", "of", "in", "on", "for", "to", "and", "or", "is", "at", "by", "with", "from"})
+_TIER_NOTES = (
+    "",
+    "[no line contains {pattern!r} exactly; these lines contain it in another case]",
+    "[no line contains {pattern!r}; these lines contain all of its words: {words}]",
+)
+
+
+def pattern_words(pattern: str) -> list[str]:
+    """The lower-case words of `pattern` that a looser match requires (filler words left out), in order.
+
+    Example:
+        >>> pattern_words("The Lumo desk-lamp battery")
+        ['lumo', 'desk', 'lamp', 'battery']
+    """
+    words = [w for w in re.findall(r"\w+", pattern.lower()) if w not in _FILLER_WORDS]
+    return list(dict.fromkeys(words))
+
+
+class TieredMatches:
+    """The matching lines of each tier, each tier capped at `limit` lines.
+
+    Example:
+        >>> found = TieredMatches("travel policy", ignore_case=False, limit=10)
+        >>> found.add("policy.md:1: # Travel policy")
+        >>> found.add("policy.md:3: Policy on travel: second class")
+        >>> note, lines, cut = found.result()
+        >>> note, lines
+        ("[no line contains 'travel policy' exactly; these lines contain it in another case]", ['policy.md:1: # Travel policy'])
+    """
+
+    def __init__(self, pattern: str, *, ignore_case: bool, limit: int) -> None:
+        self.pattern = pattern
+        self.limit = limit
+        self._exact = pattern.lower() if ignore_case else pattern
+        self._ignore_case = ignore_case
+        self._folded = pattern.lower()
+        words = pattern_words(pattern)
+        self._all_words = words
+        # One word (or none left) would only repeat tier 1.
+        self._words = words if len(words) > 1 else []
+        self._tiers: tuple[list[str], list[str], list[str]] = ([], [], [])
+        self._capped = [False, False, False]
+
+    def add(self, line: str, shown: str | None = None) -> None:
+        """Sort one line into the best tier it matches; `shown` is what the result lists (default: the line)."""
+        folded = line.lower()
+        if self._exact in (folded if self._ignore_case else line):
+            tier = 0
+        elif self._folded in folded:
+            tier = 1
+        elif self._words and all(word in folded for word in self._words):
+            tier = 2
+        else:
+            return
+        kept = self._tiers[tier]
+        if len(kept) < self.limit:
+            kept.append(line if shown is None else shown)
+        else:
+            self._capped[tier] = True
+
+    @property
+    def full(self) -> bool:
+        """Exact matches reached the limit: nothing later can change the result, the search can stop."""
+        return self._capped[0]
+
+    def result(self) -> tuple[str, list[str], bool]:
+        """The best tier's note ("" for exact matches), its lines, and whether the limit cut them.
+
+        ("", [], False) when no line matched.
+        """
+        for tier, lines in enumerate(self._tiers):
+            if lines:
+                return _TIER_NOTES[tier].format(pattern=self.pattern, words=", ".join(self._words)), lines, self._capped[tier]
+        return "", [], False
+
+    def names_file(self, path: str) -> bool:
+        """Whether the file name at the end of `path` contains one of the pattern's words.
+
+        Example:
+            >>> TieredMatches("travel policy", ignore_case=False, limit=10).names_file("docs/travel_policy.md")
+            True
+        """
+        name = path.rsplit("/", 1)[-1].lower()
+        return any(word in name for word in self._all_words)
