@@ -37,6 +37,10 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
             f"--{flag}-calls", choices=["auto", "on", "off"], default="auto",
             help=f"the {name} step check: auto (its default scope), on (every format), off",
         )
+    parser.add_argument(
+        "--judge", choices=["default", "plain", "contrasted"], default="default",
+        help="judged_calls' question: its default, the yes/no question alone, or contrasted with the opposite question",
+    )
 
 
 def step_checks(args: argparse.Namespace) -> tuple:
@@ -50,6 +54,8 @@ def step_checks(args: argparse.Namespace) -> tuple:
         setting = getattr(args, check.name)
         if setting == "on":  # every format (a judged check still looks at a run's first step only)
             check = dataclasses.replace(check, formats=None, skip_formats=())
+        if check.name == "judged_calls" and getattr(args, "judge", "default") != "default":
+            check = dataclasses.replace(check, contrasted=args.judge == "contrasted")
         if setting != "off":
             chosen.append(check)
     return tuple(chosen)

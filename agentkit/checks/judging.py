@@ -44,11 +44,14 @@ JUDGE_SYSTEM = "You check whether a function call fits a user's request."
 _YES, _NO = ("yes", "Yes"), ("no", "No")
 
 
-def judge_request(task: str, tool: Tool, call: ToolCall) -> GenerationRequest:
-    """The yes/no question put to the model about `call` (of `tool`) for `task`."""
+def judge_request(task: str, tool: Tool, call: ToolCall, *, against: bool = False) -> GenerationRequest:
+    """The yes/no question put to the model about `call` (of `tool`) for `task`.
+
+    `against` asks the opposite question ("is this call wrong ...?"), whose "yes" counts against the call.
+    """
     question = render(
-        "judge_call.jinja", task=task.strip(), name=tool.name, description=tool.description.strip(),
-        call=f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)})",
+        "judge_call_against.jinja" if against else "judge_call.jinja", task=task.strip(), name=tool.name,
+        description=tool.description.strip(), call=f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)})",
     )
     return GenerationRequest(messages=[Message(role="system", content=JUDGE_SYSTEM), Message(role="user", content=question)], max_tokens=4)
 
@@ -60,7 +63,21 @@ def verdict(scores: list[float]) -> float:
     return yes - no
 
 
-async def unfit_calls(backend: Any, step: ParsedStep, registry: ToolRegistry, task: str) -> list[ToolCall]:
+async def fit_log_odds(backend: Scorer, task: str, tool: Tool, call: ToolCall, *, contrasted: bool) -> float:
+    """How strongly the model judges `call` fit for `task`: above 0 it fits.
+
+    Contrasted, the question is also asked the other way round and its log-odds subtracted: a small
+    model says "yes" to most yes/no questions (Qwen2.5-Coder-1.5B: +1 log-odds for "is this call
+    wrong?" on calls it also calls right), and the difference cancels that lean.
+    """
+    scores = await asyncio.to_thread(backend.score, judge_request(task, tool, call), [*_YES, *_NO])
+    if not contrasted:
+        return verdict(scores)
+    against = await asyncio.to_thread(backend.score, judge_request(task, tool, call, against=True), [*_YES, *_NO])
+    return verdict(scores) - verdict(against)
+
+
+async def unfit_calls(backend: Any, step: ParsedStep, registry: ToolRegistry, task: str, *, contrasted: bool = False) -> list[ToolCall]:
     """The calls of `step` the model judges not to fit `task` (none when `backend` cannot score)."""
     if not step.calls or not isinstance(backend, Scorer):
         return []
@@ -68,9 +85,7 @@ async def unfit_calls(backend: Any, step: ParsedStep, registry: ToolRegistry, ta
     for call in step.calls:
         if call.name not in registry:
             continue
-        request = judge_request(task, registry.get(call.name), call)
-        scores = await asyncio.to_thread(backend.score, request, [*_YES, *_NO])
-        if verdict(scores) < 0:
+        if await fit_log_odds(backend, task, registry.get(call.name), call, contrasted=contrasted) < 0:
             unfit.append(call)
     return unfit
 
@@ -89,8 +104,9 @@ class JudgedCalls(ScopedCheck):
 
     name: ClassVar[str] = "judged_calls"
     reason: ClassVar[str] = "it does not fit the request"
+    contrasted: bool = False  # also ask the opposite question and subtract its log-odds (`fit_log_odds`)
 
     async def check(self, context: CheckContext, step: ParsedStep) -> list[Discard]:
         """The calls of `step` the model judges not to fit the task."""
-        unfit = await unfit_calls(context.backend, step, context.registry, context.task)
+        unfit = await unfit_calls(context.backend, step, context.registry, context.task, contrasted=self.contrasted)
         return [Discard(call=c, reason=self.reason) for c in unfit]
