@@ -123,11 +123,24 @@ def _defang(text: str, specials: tuple[str, ...]) -> str:
     return text
 
 
-@lru_cache(maxsize=16)
-def _special_texts(tokenizer: Any) -> tuple[str, ...]:
+def special_token_texts(tokenizer: Any) -> set[str]:
+    """The texts of `tokenizer`'s special tokens: its named ones and every added token marked special.
+
+    Non-special added tokens (Qwen2.5's `<tool_call>`) are ordinary text and not among them.
+
+    Example:
+        >>> class Tok: all_special_tokens = ["<|im_end|>"]; added_tokens_decoder = {}
+        >>> special_token_texts(Tok())
+        {'<|im_end|>'}
+    """
     texts = set(getattr(tokenizer, "all_special_tokens", []) or [])
     for added in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
         if getattr(added, "special", False):
             texts.add(str(added.content))
+    return texts
+
+
+@lru_cache(maxsize=16)
+def _special_texts(tokenizer: Any) -> tuple[str, ...]:
     # Longest first, so a token that contains another is broken as a whole.
-    return tuple(sorted((t for t in texts if len(t) > 1), key=len, reverse=True))
+    return tuple(sorted((t for t in special_token_texts(tokenizer) if len(t) > 1), key=len, reverse=True))

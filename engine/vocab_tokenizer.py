@@ -29,6 +29,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentkit.engine.chat import special_token_texts
+
 if TYPE_CHECKING:
     from agentkit.engine.llama_context import LlamaContext
 
@@ -107,7 +109,7 @@ def profile_if_same(hf_tokenizer: Any, llama: LlamaContext) -> dict[str, Any] | 
         "version": PROFILE_VERSION,
         "chat_template": getattr(hf_tokenizer, "chat_template", None),
         "special_tokens_map": {k: v for k, v in hf_tokenizer.special_tokens_map.items() if isinstance(v, str)},
-        "special_texts": sorted(_special_texts(hf_tokenizer)),
+        "special_texts": sorted(special_token_texts(hf_tokenizer)),
         "eos_token_id": hf_tokenizer.eos_token_id,
         "bos_token_id": hf_tokenizer.bos_token_id,
         "size": len(hf_tokenizer),
@@ -156,14 +158,6 @@ def _render(tokenizer: Any, tools: list[dict[str, Any]] | None) -> str:
         return str(tokenizer.apply_chat_template(_PROBE_CHAT, tokenize=False, add_generation_prompt=True, tools=tools))
     except Exception as exc:
         return f"error: {type(exc).__name__}"
-
-
-def _special_texts(hf_tokenizer: Any) -> set[str]:
-    texts = set(getattr(hf_tokenizer, "all_special_tokens", []) or [])
-    for added in (getattr(hf_tokenizer, "added_tokens_decoder", None) or {}).values():
-        if getattr(added, "special", False):
-            texts.add(str(added.content))
-    return texts
 
 
 @lru_cache(maxsize=16)
