@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 from _models import add_check_options, add_model_options, device_label, load_engine, step_checks
 
-from agentkit.evals.bfcl import CATEGORIES, evaluate, rescore
+from agentkit.evals.bfcl import CATEGORIES, CaseResult, evaluate, rescore
 from agentkit.formats import make_tool_format
 from agentkit.registry import ToolRegistry
 
@@ -34,6 +35,11 @@ def _lenient_calls(text: str, tools: list) -> list[dict] | None:
     return [{"name": c.name, "arguments": c.arguments} for c in step.calls]
 
 
+def _progress(case: CaseResult) -> None:
+    """One line per test on stderr: a long run shows where it is."""
+    print(f"{case.id} {'ok' if case.correct else 'miss'} {case.seconds:.1f}s", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_model_options(parser)
@@ -41,6 +47,7 @@ def main() -> None:
     parser.add_argument("--formats", default="agentkit,llama3_json,pythonic,hermes", help='"" with --baseline: the baseline alone')
     parser.add_argument("--categories", default=",".join(CATEGORIES))
     parser.add_argument("--no-unconstrained", action="store_true", help="skip the unconstrained controls")
+    parser.add_argument("--no-constrained", action="store_true", help="only the unconstrained controls (agentkit --no-constrain)")
     parser.add_argument("--baseline", action="store_true",
                         help="also the 'no agentkit' baseline: the model's own template, free decoding, vLLM's hermes parser")
     add_check_options(parser)
@@ -51,13 +58,14 @@ def main() -> None:
     checks = step_checks(args)
     categories = args.categories.split(",")
     rows = []
-    configs = [(f, c, False) for f in args.formats.split(",") if f for c in ((True, False) if not args.no_unconstrained else (True,))]
+    decodings = [c for c in (True, False) if not (c and args.no_constrained) and not (not c and args.no_unconstrained)]
+    configs = [(f, c, False) for f in args.formats.split(",") if f for c in decodings]
     if args.baseline:
         configs.append(("template", False, True))
     for tool_format, constrained, baseline in configs:
         started = time.perf_counter()
         report = evaluate(engine, categories, limit=args.limit, tool_format="auto" if baseline else tool_format,
-                          constrained=constrained, template_baseline=baseline, step_checks=checks)
+                          constrained=constrained, template_baseline=baseline, step_checks=checks, on_case=_progress)
         tool_format = report.tool_format if tool_format == "auto" else tool_format
         if args.out_dir:
             args.out_dir.mkdir(parents=True, exist_ok=True)
