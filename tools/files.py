@@ -330,16 +330,15 @@ def file_tools(
     def search_files(pattern: str, path: str = ".", ignore_case: bool = False) -> str:
         """Find the lines that contain a plain text (not a regex) in the workspace's text files.
 
-        When no line has the exact text, the lines that have it in another case, or else all of its
-        words, are shown (the reply says so); when none has, the files named like it are.
-
         Args:
-            pattern: the text to look for.
+            pattern: the exact text to look for.
             path: folder (or file) to search, relative to the workspace root.
             ignore_case: match regardless of upper/lower case.
         """
         if not pattern or len(pattern) > MAX_PATTERN_CHARS or "\n" in pattern:
             raise FileToolError(f"The pattern must be 1 to {MAX_PATTERN_CHARS} characters on one line.")
+        # The description above is what the model reads, kept short; when no line has the exact text, the
+        # reply shows looser matches and says so (`_text_search`), or names the files named like it.
         found = TieredMatches(pattern, ignore_case=ignore_case, limit=max_search_matches)
         searched: list[str] = []  # named when nothing matches: the model can read one instead
         named: list[str] = []  # files whose names contain a word of the pattern, offered when no line matches
