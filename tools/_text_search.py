@@ -37,6 +37,18 @@ def pattern_words(pattern: str) -> list[str]:
     return list(dict.fromkeys(words))
 
 
+def named_like(path: str, words: list[str]) -> bool:
+    """Whether the last part of `path` contains one of `words`, or its stem is inside one ("guide" in "guides").
+
+    Example:
+        >>> named_like("docs/product_faq.md", ["faq"]), named_like("docs/guide.md", ["guides"]), named_like("a.md", [])
+        (True, True, False)
+    """
+    name = path.rsplit("/", 1)[-1].lower()
+    stem = name.rsplit(".", 1)[0]
+    return any(word in name or (len(stem) > 2 and stem in word) for word in words)
+
+
 class TieredMatches:
     """The matching lines of each tier, each tier capped at `limit` lines.
 
@@ -101,5 +113,4 @@ class TieredMatches:
             >>> TieredMatches("travel policy", ignore_case=False, limit=10).names_file("docs/travel_policy.md")
             True
         """
-        name = path.rsplit("/", 1)[-1].lower()
-        return any(word in name for word in self._all_words)
+        return named_like(path, self._all_words)

@@ -36,7 +36,7 @@ import unicodedata
 from collections.abc import Generator
 
 from agentkit.tool import Tool, tool
-from agentkit.tools._text_search import TieredMatches, pattern_words
+from agentkit.tools._text_search import TieredMatches, named_like, pattern_words
 
 DEFAULT_MAX_READ_BYTES = 256 * 1024
 DEFAULT_MAX_WRITE_BYTES = 1024 * 1024
@@ -193,8 +193,7 @@ def _offering_names_like(workspace: _Workspace, path: str) -> Generator[None, No
             for scanned, (_, name, shown_path) in enumerate(walk):
                 if scanned >= MAX_SCAN_ENTRIES or len(alike) >= MAX_NAMED_FILES:
                     break
-                stem = name.lower().rsplit(".", 1)[0]
-                if any(word in name.lower() or (len(stem) > 2 and stem in word) for word in words):
+                if named_like(name, words):
                     alike.append(shown_path)
         if not alike:
             raise

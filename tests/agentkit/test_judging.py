@@ -147,19 +147,15 @@ def test_the_answer_only_grammar_refuses_a_call_written_as_text(smollm2_tokenize
         assert not accepts(call)
 
 
-class YesSayingBackend(ScriptedBackend):
+class YesSayingBackend(JudgingBackend):
     """A judge that leans "yes" to every question (as small models do), less so when asked whether a fitting call is wrong."""
-
-    def __init__(self, replies, *, unfit: str) -> None:
-        super().__init__(replies)
-        self.unfit = unfit
-        self.questions: list[str] = []
 
     def score(self, request, replies):
         question = request.messages[-1].content
         self.questions.append(question)
         against = "wrong thing to do" in question
-        lean_yes = 2.0 if (against and self.unfit in question) else 0.5 if against else 1.0  # log-odds of "yes"
+        unfit = any(u in question for u in self.unfit)
+        lean_yes = 2.0 if (against and unfit) else 0.5 if against else 1.0  # log-odds of "yes"
         return [(0.0 if r.lower() == "yes" else -lean_yes) for r in replies]
 
 
@@ -167,7 +163,7 @@ class YesSayingBackend(ScriptedBackend):
 def test_a_contrasted_judge_cancels_a_yes_saying_models_lean(contrasted):
     made: list[str] = []
     two = CALL + "\n" + CALL.replace("Oslo", "Atlantis")
-    backend = YesSayingBackend([two, "Sunny in Oslo."], unfit="Atlantis")
+    backend = YesSayingBackend([two, "Sunny in Oslo."], unfit=("Atlantis",))
     checks = (JudgedCalls(skip_formats=("agentkit",), first_step_only=True, contrasted=contrasted),)
     result = Agent(backend, tools=[forecast_tool(made)], tool_format="hermes", step_checks=checks).run("Weather in Oslo tomorrow?")
     if contrasted:  # "fits" +1 and "is wrong" +2 for Atlantis: -1 overall; Oslo: +1 - 0.5
