@@ -11,6 +11,9 @@ and shows the first tier that has any, saying which it is:
 
 When no line matches at all, the files whose names contain one of the words are named instead
 (`travel_policy.md` for "travel policy"). Every tier is bounded by the same match limit.
+
+A matching Markdown heading comes with the first lines of its section (`section_after`): "# Travel
+policy" alone tells the model only where the answer is, and a small model answers from the heading.
 """
 
 from __future__ import annotations
@@ -35,6 +38,32 @@ def pattern_words(pattern: str) -> list[str]:
     """
     words = [w for w in re.findall(r"\w+", pattern.lower()) if w not in _FILLER_WORDS]
     return list(dict.fromkeys(words))
+
+
+# A Markdown heading ("# Title", "## Title"), in the files where "#" starts a heading rather than a comment.
+_HEADING = re.compile(r"#{1,6}\s")
+_MARKDOWN_SUFFIXES = (".md", ".markdown")
+SECTION_LINES = 3
+
+
+def section_after(path: str, lines: list[str], index: int, limit: int = SECTION_LINES) -> list[int]:
+    """The indices of up to `limit` non-empty lines after `lines[index]` when it is a Markdown heading, up to the next heading.
+
+    Example:
+        >>> doc = ["# Travel policy", "", "Trains: second class.", "Flights: economy.", "## Hotels", "150 EUR"]
+        >>> section_after("travel.md", doc, 0), section_after("travel.md", doc, 2), section_after("travel.py", doc, 0)
+        ([2, 3], [], [])
+    """
+    if not path.lower().endswith(_MARKDOWN_SUFFIXES) or not _HEADING.match(lines[index].lstrip()):
+        return []
+    found: list[int] = []
+    for number in range(index + 1, len(lines)):
+        text = lines[number].strip()
+        if _HEADING.match(text) or len(found) >= limit:
+            break
+        if text:
+            found.append(number)
+    return found
 
 
 def named_like(path: str, words: list[str]) -> bool:

@@ -36,7 +36,7 @@ import unicodedata
 from collections.abc import Generator
 
 from agentkit.tool import Tool, tool
-from agentkit.tools._text_search import TieredMatches, named_like, pattern_words
+from agentkit.tools._text_search import TieredMatches, named_like, pattern_words, section_after
 
 DEFAULT_MAX_READ_BYTES = 256 * 1024
 DEFAULT_MAX_WRITE_BYTES = 1024 * 1024
@@ -356,8 +356,10 @@ def file_tools(
                     searched.append(shown_path)
                 if len(named) < MAX_NAMED_FILES and found.names_file(shown_path):
                     named.append(shown_path)
-                for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
-                    found.add(line, f"{shown_path}:{number}: {line.strip()[:MAX_MATCH_LINE_CHARS]}")
+                lines = data.decode("utf-8", errors="replace").splitlines()
+                for index, line in enumerate(lines):
+                    shown = [f"{shown_path}:{n + 1}: {lines[n].strip()[:MAX_MATCH_LINE_CHARS]}" for n in [index, *section_after(shown_path, lines, index)]]
+                    found.add(line, "\n".join(shown))
                     if found.full:
                         break
                 if found.full or files >= MAX_SEARCH_FILES or scanned >= MAX_SEARCH_BYTES:

@@ -138,15 +138,29 @@ def test_search_finds_lines_in_text_files_only(workspace):
         search(pattern="")
 
 
+def test_a_markdown_heading_that_matches_brings_the_start_of_its_section(tmp_path):
+    (tmp_path / "guide.md").write_text("# Setup\n\n1. Install.\n2. Configure.\n3. Run.\n4. Test.\n## Usage\nCall it.\n")
+    (tmp_path / "setup.py").write_text("# Setup script\nimport os\n")
+    search = make_tools(tmp_path)["search_files"]
+    # At most three lines of the section, never past the next heading; a "#" comment in code is not a heading.
+    assert search(pattern="Setup").splitlines() == [
+        "guide.md:1: # Setup", "guide.md:3: 1. Install.", "guide.md:4: 2. Configure.", "guide.md:5: 3. Run.",
+        "setup.py:1: # Setup script",
+    ]
+    assert search(pattern="Usage").splitlines() == ["guide.md:7: ## Usage", "guide.md:8: Call it."]
+
+
 def test_search_without_the_exact_text_shows_looser_matches_and_says_so(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "travel_policy.md").write_text("# Travel policy\n\nTrains: book second class.\nMeals: 45 EUR a day.\n")
     (tmp_path / "docs" / "product_faq.md").write_text("# Lumo desk lamp: FAQ\nBattery: the lamp runs 9 hours on a full charge.\n")
     search = make_tools(tmp_path)["search_files"]
-    # Another case: the heading, labelled, so the model knows it was not an exact hit.
+    # Another case: the heading, labelled, so the model knows it was not an exact hit, with its section's first lines.
     assert search(pattern="travel policy").splitlines() == [
         "[no line contains 'travel policy' exactly; these lines contain it in another case]",
         "docs/travel_policy.md:1: # Travel policy",
+        "docs/travel_policy.md:3: Trains: book second class.",
+        "docs/travel_policy.md:4: Meals: 45 EUR a day.",
     ]
     # Every word, in any order and case ("the" and "of" are not required).
     assert search(pattern="battery of the lamp").splitlines() == [
