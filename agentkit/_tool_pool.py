@@ -270,7 +270,9 @@ def raised(name: str, exc: BaseException) -> Failed:
     """The observation for an exception the tool raised (a stop request for KeyboardInterrupt/SystemExit)."""
     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
         return Failed("exception", f"Error: {name} asked the program to stop.", stop=exc)
-    return Failed("exception", f"Error: {name} failed: {describe(exc)}")
+    # A tool's own time limit (an MCP server that did not answer in time) is a timeout like the registry's.
+    kind = "timeout" if isinstance(exc, (TimeoutError, asyncio.TimeoutError)) else "exception"
+    return Failed(kind, f"Error: {name} failed: {describe(exc)}")
 
 
 def describe(exc: BaseException) -> str:
