@@ -11,14 +11,13 @@ import json
 import os
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from itertools import groupby
 from typing import Any
 
+from agentkit._step_checking import CheckedStep, StepChecking, trace_model_call
 from agentkit._threads import iterate_in_thread
 from agentkit.backend import Backend, Generation, GenerationRequest
-from agentkit.checks import DEFAULT_STEP_CHECKS, CheckContext, StepCheck, describe_check
-from agentkit.checks.answering import answer_only_format, discard_calls
+from agentkit.checks import DEFAULT_STEP_CHECKS, StepCheck, describe_check
+from agentkit.checks.answering import answer_only_format, calls_only_format, unrun_note
 from agentkit.context import ContextKeeper, ContextPolicy, context_policy
 from agentkit.errors import ContextOverflowError, InvalidStepError, MaxStepsExceeded, ModelCapabilityError
 from agentkit.formats import ToolFormat, format_for_convention, make_tool_format
@@ -29,7 +28,6 @@ from agentkit.steps import ParsedStep, StepLimits, StepParseError
 from agentkit.tool import Tool
 from agentkit.trace import TraceWriter
 from agentkit.types import (
-    DiscardedCall,
     Message,
     RunResult,
     SamplingSettings,
@@ -37,16 +35,6 @@ from agentkit.types import (
     ToolCall,  # noqa: F401  # the docstring examples use it
     Usage,
 )
-
-
-@dataclass
-class _CheckedStep:
-    """A parsed step as the step checks leave it: the step, the generation it now comes from, its usage, the discards."""
-
-    step: ParsedStep
-    generation: Generation
-    usage: Usage
-    discarded: list[DiscardedCall] = field(default_factory=list)
 
 
 class Agent:
@@ -137,8 +125,9 @@ class Agent:
             if not callable(check) or not isinstance(getattr(check, "name", None), str):
                 raise TypeError(f"step_checks holds {check!r}: a step check has a `name` and is awaited as check(context, step).")
         self.constraint = tool_format.constraint()  # what every step is decoded under
-        # The same format that can only answer: asked when the step checks discarded every call of a step.
-        self._answer_format = answer_only_format(tool_format, output_type)
+        # The same format that must call: the step after one whose calls were discarded with `call_again`.
+        calls_format = calls_only_format(tool_format, output_type)
+        self._calls_constraint = calls_format.constraint() if calls_format is not None else self.constraint
         self._tool_specs = self.registry.function_specs() if self.native_tools else None
         self.trace_path = trace
         self.context = context_policy(context)
@@ -146,6 +135,10 @@ class Agent:
             Message(role="system", content=system_prompt(instructions, self.registry, tool_format, native_tools=self.native_tools)),
             *example_messages(self.examples, tool_format),
         ]
+        # The answer-only format is asked for an answer when the step checks discarded every call of a step.
+        self._checking = StepChecking(
+            self.step_checks, self.backend, self.registry, tool_format, answer_only_format(tool_format, output_type), len(self._prefix)
+        )
 
     def first_messages(self, task: str, history: Sequence[Message] = (), images: Sequence[Any] = ()) -> list[Message]:
         """The messages the model sees at step 1: system prompt, few-shot turns, history, then the task.
@@ -322,6 +315,7 @@ class Agent:
                     )
             sees = bool(getattr(self.backend, "supports_images", False))
             messages.extend(observation_message(o, images=sees) for o in step.observations)
+            messages.extend(unrun_note(d.call.name, d.reason, answer=False) for d in step.discarded if d.call_again)
             result.seconds = time.perf_counter() - started
             yield step
         result.seconds = time.perf_counter() - started
@@ -359,10 +353,12 @@ class Agent:
         rejected: list[str] = []
         retry_messages: list[Message] = []  # rejected replies and their feedback, for this step only
         await self._fit_context(keeper, keeper.fit(messages, index), result, trace)
+        # Told to call again with real values, the model must call a tool (a small model answers "please tell me...").
+        must_call = bool(result.steps) and any(d.call_again for d in result.steps[-1].discarded)
         while True:
             request = GenerationRequest(
                 messages=[*messages, *retry_messages],
-                constraint=self.constraint,
+                constraint=self._calls_constraint if must_call else self.constraint,
                 tools=self._tool_specs,
                 **self._sampling_fields(index + len(rejected)),
             )
@@ -375,20 +371,22 @@ class Agent:
                 break
             except StepParseError as exc:
                 if trace:
-                    self._trace_model_call(trace, index, len(rejected) + 1, generation, error=str(exc))
+                    trace_model_call(trace, index, len(rejected) + 1, generation, error=str(exc))
                 rejected.append(generation.text)
                 self._give_up_after(rejected, exc, index, result, usage)
                 retry_messages += [Message(role="assistant", content=generation.text), invalid_step_message(str(exc), self.tool_format)]
         if trace:
-            self._trace_model_call(trace, index, len(rejected) + 1, generation, error=None)
-        checked = _CheckedStep(parsed, generation, usage)
-        await self._check(checked, self._check_context(request, index, messages), trace, attempt=len(rejected) + 2)
+            trace_model_call(trace, index, len(rejected) + 1, generation, error=None)
+        checked = CheckedStep(parsed, generation, usage)
+        context = self._checking.context(request, index, messages, result.steps)
+        await self._checking.run(checked, context, result.steps, trace, attempt=len(rejected) + 2)
         result.context_tokens = checked.generation.prompt_tokens or keeper.last_tokens
         # The history shows the step as carried out (without the discarded calls), and calls in the
         # format's own spelling: Qwen writes bare JSON, its template documents <tool_call> tags, and
         # a model that sees its bare calls answered keeps writing calls instead of answering.
         step = checked.step
-        carried_out = self.tool_format.render(step) if checked.discarded or step.calls else checked.generation.text
+        # Calls discarded with `call_again` stay in view: the model reads why they did not run (after the others' results).
+        carried_out = self._checking.shown(step, checked.discarded) if checked.discarded or step.calls else checked.generation.text
         messages.append(Message(role="assistant", content=carried_out))
         return Step(
             index=index, thought=step.thought, calls=step.calls, is_final=step.is_final, output=step.final_answer,
@@ -438,35 +436,6 @@ class Agent:
             partial=result,
         ) from None
 
-    def _check_context(self, request: GenerationRequest, index: int, messages: list[Message]) -> CheckContext:
-        return CheckContext(
-            backend=self.backend, request=request, step_index=index,
-            task=next((m.content for m in reversed(messages) if m.role == "user"), ""),
-            conversation="\n".join(m.content for m in messages[len(self._prefix) :]),
-            registry=self.registry, tool_format=self.tool_format,
-        )
-
-    async def _check(self, checked: _CheckedStep, context: CheckContext, trace: TraceWriter | None, *, attempt: int) -> None:
-        """Run the step checks in order on `checked`'s step, carrying out their discards (asking for an answer when no call is left)."""
-        for check in self.step_checks:
-            if not checked.step.calls:
-                return  # an answer, or a step answered after its calls were discarded: nothing to check
-            verdict = [d for d in await check(context, checked.step) if d.call in checked.step.calls]
-            checked.step, done, answer = await discard_calls(
-                self.backend, context.request, checked.step, verdict, self._answer_format, step_index=context.step_index
-            )
-            if answer is not None:
-                if trace:
-                    self._trace_model_call(trace, context.step_index, attempt, answer, error=None if done else "not a valid answer")
-                checked.usage = checked.usage + Usage.of(answer)
-                if done:
-                    checked.generation = answer  # the step is now this answer
-            checked.discarded += [DiscardedCall(call=d.call, reason=d.reason, check=check.name) for d in done]
-            for reason, same in groupby(done, key=lambda d: d.reason):
-                if trace:
-                    calls = [d.call.model_dump(mode="json") for d in same]
-                    trace.event("calls_dropped", step=context.step_index, calls=calls, reason=reason, check=check.name)
-
     @staticmethod
     async def _fit_context(keeper: ContextKeeper, fitting: Any, result: RunResult, trace: TraceWriter | None) -> bool:
         """Await a keeper's compaction; record it on the run (and trace). True if anything changed.
@@ -485,11 +454,3 @@ class Agent:
         if trace:
             trace.event("context_compacted", **compaction.model_dump())
         return True
-
-    @staticmethod
-    def _trace_model_call(trace: TraceWriter, index: int, attempt: int, generation: Any, *, error: str | None) -> None:
-        trace.event(
-            "model_call", step=index, attempt=attempt, output=generation.text, valid=error is None, error=error,
-            prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens,
-            seconds=generation.seconds, finish_reason=generation.finish_reason, details=generation.details,
-        )

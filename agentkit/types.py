@@ -94,6 +94,7 @@ class DiscardedCall(BaseModel):
     call: ToolCall
     reason: str  # as the model reads it, when the step is left without calls and it is asked to answer
     check: str  # the check's `name` (see `agentkit.checks`)
+    call_again: bool = False  # the model was shown the call with the reason as its result, and could call again
 
 
 class Step(BaseModel):

@@ -3,7 +3,8 @@
 `Agent(step_checks=...)` is a sequence of checks, run in order, each on the step as the previous ones
 left it (only steps with calls are checked). A discarded call never runs; it is in `Step.discarded`
 with its reason and the check's name, and in the trace (`calls_dropped`). When no call is left, the
-model is asked for its answer, with a note saying which call was not run and why (the reason).
+model is asked for its answer, with a note saying which call was not run and why (the reason),
+unless the check discarded with `call_again` (`Discard`).
 
 The default, `DEFAULT_STEP_CHECKS`, was measured on SmolLM2-135M and on the tool-tuned reference
 models Qwen2.5-Coder 0.5B and 1.5B (benchmarks/RESULTS.md); no check on by default drops a correct
@@ -14,6 +15,9 @@ call of a tool-tuned model:
   Qwen2.5-Coder-1.5B it dropped the correct second call of "the weather in Oslo and in Lima".
 - `GroundedCalls()`: calls whose numbers and other values are all invented, for every format: 0 of
   163 (1.5B) and 0 of 123 (0.5B) correct BFCL calls dropped; irrelevance 40% -> 60% and 12% -> 36%.
+  A call whose string is its tool description's example ("e.g. 'finance'"), with nothing else from
+  the conversation, is shown to the model as not run and the next step must call again
+  (`Discard(call_again=True)`).
 - `JudgedCalls(skip_formats=("agentkit",), first_step_only=True)`: the model judges each call of a
   run's first step as a yes/no question; not for the `agentkit` format, whose small models judge no
   better than they choose. It dropped no call of the 1.5B's 200 BFCL call-category tests.

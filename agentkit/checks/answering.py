@@ -46,11 +46,12 @@ async def discard_calls(
     if not doomed:
         return step, [], None
     kept = [c for c in step.calls if c not in doomed]
-    if kept:
+    if kept or all(d.call_again for d in discards):
+        # The run goes on: the calls left run, and the model reads why the others did not (`unrun_note`).
         return ParsedStep(thought=step.thought, calls=kept), discards, None
     if answer_format is None:
         return step, [], None
-    notes = [Message(role="tool", name=d.call.name, content=render("unrun_call.jinja", name=d.call.name, reason=d.reason)) for d in discards]
+    notes = [unrun_note(d.call.name, d.reason, answer=True) for d in discards]
     messages = [*request.messages, Message(role="assistant", content=answer_format.render(step)), *notes]
     generation = await backend.agenerate(request.model_copy(update={"messages": messages, "constraint": answer_format.constraint()}))
     if generation.finish_reason == "length":
@@ -60,6 +61,32 @@ async def discard_calls(
     except StepParseError:
         return step, [], generation
     return answer, discards, generation
+
+
+def first_time(discard: Discard, discarded_before: list[tuple[str, dict[str, Any]]]) -> Discard | None:
+    """`discard`, or None when it is a `call_again` discard of a call in `discarded_before` (name, arguments).
+
+    Told once why its call did not run, a model that writes the same call again insists: the call
+    runs (its result settles it), rather than the model being stopped or asked again.
+
+    Example:
+        >>> again = Discard(call=ToolCall(id="2", name="f", arguments={"x": "e.g."}), reason="an example", call_again=True)
+        >>> first_time(again, []) is again, first_time(again, [("f", {"x": "e.g."})])
+        (True, None)
+    """
+    if discard.call_again and (discard.call.name, discard.call.arguments) in discarded_before:
+        return None
+    return discard
+
+
+def unrun_note(name: str, reason: str, *, answer: bool) -> Message:
+    """The tool-role message that tells the model its call `name` was not run and why.
+
+    Example:
+        >>> unrun_note("department_info", "look up the department first", answer=False).content
+        '[department_info was not run: look up the department first.]'
+    """
+    return Message(role="tool", name=name, content=render("unrun_call.jinja", name=name, reason=reason, answer=answer))
 
 
 def answer_only_format(tool_format: ToolFormat, output_type: Any) -> ToolFormat | None:
@@ -77,4 +104,18 @@ def answer_only_format(tool_format: ToolFormat, output_type: Any) -> ToolFormat 
         return type(tool_format)(tool_format.registry, output_type=output_type, limits=tool_format.limits, answer_only=True)
     if tool_format.name in FORMATS:
         return make_tool_format(tool_format.name, ToolRegistry([]), output_type=output_type, limits=tool_format.limits)
+    return None
+
+
+def calls_only_format(tool_format: ToolFormat, output_type: Any) -> ToolFormat | None:
+    """`tool_format` whose steps must call a tool (None where the format has no such variant: `agentkit`).
+
+    Example:
+        >>> from agentkit.formats import make_tool_format
+        >>> from agentkit.tools import calculator
+        >>> calls_only_format(make_tool_format("hermes", ToolRegistry([calculator])), str).calls_only
+        True
+    """
+    if isinstance(tool_format, TextAnswerFormat):
+        return type(tool_format)(tool_format.registry, output_type=output_type, limits=tool_format.limits, calls_only=True)
     return None

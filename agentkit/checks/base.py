@@ -46,6 +46,12 @@ from agentkit.types import ToolCall
 class Discard(BaseModel):
     """A check's verdict on one call: do not run `call`, because `reason` (the model reads it, so write it for the model).
 
+    `call_again=False` (a call that should not have been made: no tool fits) leaves the model to
+    answer when no call of the step is left. `call_again=True` (a tool is needed, but not with these
+    values) shows the model its call with the reason as its result, and the run goes on: it may call
+    again, or answer. If the model then writes the same call again, it runs: the model insists, and the
+    result settles it.
+
     Example:
         >>> Discard(call=ToolCall(id="1", name="rm", arguments={}), reason="it deletes files").reason
         'it deletes files'
@@ -55,6 +61,7 @@ class Discard(BaseModel):
 
     call: ToolCall
     reason: str
+    call_again: bool = False
 
 
 @dataclass(frozen=True)

@@ -57,13 +57,18 @@ class TextAnswerFormat:
     arguments_key: ClassVar[str] = "arguments"
 
     def __init__(
-        self, registry: ToolRegistry, output_type: Any = str, limits: StepLimits | None = None, *, answer_only: bool = False
+        self, registry: ToolRegistry, output_type: Any = str, limits: StepLimits | None = None, *,
+        answer_only: bool = False, calls_only: bool = False,
     ) -> None:
+        if answer_only and calls_only:
+            raise ValueError("A format cannot be both answer_only and calls_only.")
         self.registry = registry
         self.output_type = output_type
         # Answer-only: the grammar has no calls, yet the answer still may not begin like one (asked
         # for an answer after a step check dropped every call, a model writes its call as text).
         self.answer_only = answer_only
+        # Calls-only: the step must call a tool (after a step check told the model to call again).
+        self.calls_only = calls_only and bool(registry.names)
         self.limits = limits or StepLimits()
         self._output_adapter = output_adapter(output_type)
         self._check_tools()
@@ -120,7 +125,7 @@ class TextAnswerFormat:
     def _grammar(self) -> str:
         rules = self._calls_rules() if self.registry.names and not self.answer_only else {}
         answer = self._answer_rule()
-        start = "calls | answer" if rules else "answer"
+        start = ("calls" if self.calls_only else "calls | answer") if rules else "answer"
         lines = [f"start: {start}", f"answer: {answer}"] + [f"{name}: {body}" for name, body in rules.items()]
         return "\n".join(lines) + "\n"
 

@@ -75,7 +75,7 @@ class HermesFormat(TextAnswerFormat):
         # first line of up to half of it, then up to three more lines of a sixth each.
         chars = self.limits.answer_chars
         rules = {
-            "start": "prose" if self.answer_only else "calls | prose (nl calls)?",
+            "start": "prose" if self.answer_only else "calls | prose nl calls" if self.calls_only else "calls | prose (nl calls)?",
             "prose": f"first_line {repeat_optional('nl line', 3)}",
             "nl": "/\\n{1,3}/",
             "first_line": f"/(?:{_FIRST}|{_FENCE_NOT_JSON})[^\\n\\x00]{{0,{max(chars // 2 - 4, 0)}}}|```/",

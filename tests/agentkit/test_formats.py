@@ -192,6 +192,22 @@ def test_hermes_takes_prose_before_the_calls_as_qwen_writes_it(smollm2_tokenizer
         assert not _matches_grammar(smollm2_tokenizer, fmt, sneaky), sneaky
 
 
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [("hermes", QWEN_HABITS["tagged"]), ("hermes", QWEN_HABITS["fenced"]), ("llama3_json", '{"name": "ping", "parameters": {}}'),
+     ("pythonic", "[ping()]")],
+)
+def test_a_calls_only_step_must_call_a_tool(name, call, smollm2_tokenizer):
+    """After a step check says "call again with the real value", the next step may not be an answer."""
+    fmt = FORMATS[name](REGISTRY, calls_only=True)
+    assert _matches_grammar(smollm2_tokenizer, fmt, call)
+    assert not _matches_grammar(smollm2_tokenizer, fmt, "Please tell me the department.")
+    if name == "hermes":  # Qwen's announcement before the call is still allowed
+        assert _matches_grammar(smollm2_tokenizer, fmt, "Let me look it up.\n" + call)
+    with pytest.raises(ValueError, match="both"):
+        FORMATS[name](REGISTRY, answer_only=True, calls_only=True)
+
+
 def test_hermes_untagged_calls_are_held_to_the_schema_and_other_fences_stay_answers(smollm2_tokenizer):
     fmt = make_tool_format("hermes", REGISTRY)
     assert not _matches_grammar(smollm2_tokenizer, fmt, '{"name": "short joke", "arguments": {}}')  # no such tool

@@ -150,3 +150,107 @@ def test_only_the_invented_calls_of_a_step_are_dropped():
 def test_what_counts_as_taken_from_the_conversation(arguments, conversation, grounded):
     call = ToolCall(id="1", name="tool", arguments=arguments)
     assert is_grounded(call, {}, conversation) is grounded
+
+
+@tool
+def find_employee(name: str) -> str:
+    """Look up an employee by first name: their department.
+
+    Args:
+        name: the employee's first name, e.g. "Ana".
+    """
+    return {"ben": "Ben: department research"}.get(name.lower(), f"no employee called {name!r}")
+
+
+def department_tool(made: list[str]):
+    @tool
+    def department_info(department: str, unit: str = "EUR") -> str:
+        """Facts about a department: its yearly budget.
+
+        Args:
+            department: the department's name, e.g. "finance".
+            unit: the currency, such as EUR or USD.
+        """
+        made.append(department)
+        return f"{department}: budget 340000 {unit}"
+
+    return department_info
+
+
+def hermes_call(tool_name: str, **arguments) -> str:
+    import json
+
+    return f'<tool_call>\n{json.dumps({"name": tool_name, "arguments": arguments})}\n</tool_call>'
+
+
+@pytest.mark.parametrize(
+    ("arguments", "conversation", "grounded"),
+    [
+        ({"department": "finance"}, "What is the budget of Ben's department?", False),  # the description's example
+        ({"department": "finance"}, "What is the budget of the finance department?", True),  # the task says it
+        ({"department": "research"}, "What is the budget of Ben's department?", True),  # not an example: composed strings pass
+        ({"department": "finance", "unit": "EUR"}, "Budget of Ben's department?", False),
+        ({"department": "research", "unit": "EUR"}, "Budget of Ben's department?", True),  # EUR is the default
+        ({"department": "sales", "unit": "USD"}, "Budget of the sales department?", True),  # an example beside a value of the task
+        ({"department": "sales", "unit": "USD"}, "Budget of Ben's department?", False),  # an example beside an invented value
+    ],
+)
+def test_a_value_copied_from_the_tools_description_example_is_a_guess(arguments, conversation, grounded):
+    from agentkit.checks.grounding import description_examples
+
+    tool_ = department_tool([])
+    call = ToolCall(id="1", name="department_info", arguments=arguments)
+    examples = description_examples(tool_.description, tool_.parameters, tool_.examples)
+    assert is_grounded(call, tool_.parameters, conversation, examples=examples) is grounded
+
+
+def test_an_example_value_is_shown_as_not_run_and_the_model_must_call_again():
+    """Qwen2.5-Coder-1.5B wrote department_info("finance") (the docstring's example) before looking up Ben's department."""
+    made: list[str] = []
+    backend = ScriptedBackend([
+        hermes_call("department_info", department="finance"),
+        hermes_call("find_employee", name="Ben"),
+        hermes_call("department_info", department="research"),
+        "The research department's budget is 340000 EUR.",
+    ])
+    agent = Agent(backend, tools=[find_employee, department_tool(made)], tool_format="hermes")
+    result = agent.run("What is the yearly budget of Ben's department?")
+    assert result.output == "The research department's budget is 340000 EUR."
+    assert made == ["research"]  # the guessed call never ran
+    (discarded,) = result.steps[0].discarded
+    assert discarded.call_again and discarded.check == "grounded_calls"
+    # The model sees its call, and as its result why it did not run, and what to do instead.
+    second = backend.requests[1]
+    assert "finance" in second.messages[-2].content
+    assert second.messages[-1].content == (
+        "[department_info was not run: department 'finance' is only the example from its description, not a value "
+        "from this conversation. Call department_info again with the real department (look it up with a tool first "
+        "if you do not know it).]"
+    )
+    # That next step must call a tool (a small model otherwise asks the user for the value); the one after is free.
+    assert second.constraint != backend.requests[0].constraint
+    assert backend.requests[2].constraint == backend.requests[0].constraint
+
+
+def test_the_same_example_call_written_again_runs():
+    """Ana does work in finance: told once that "finance" is only the example, the model insists, and the call runs."""
+    made: list[str] = []
+    guess = hermes_call("department_info", department="finance")
+    backend = ScriptedBackend([guess, guess, "Finance's budget is 340000 EUR."])
+    agent = Agent(backend, tools=[find_employee, department_tool(made)], tool_format="hermes")
+    result = agent.run("What is the yearly budget of Ana's department?")
+    assert made == ["finance"] and result.output == "Finance's budget is 340000 EUR."
+    assert [len(s.discarded) for s in result.steps] == [1, 0, 0]
+    assert result.steps[1].calls[0].arguments == {"department": "finance"}  # the second step ran it
+
+
+def test_a_kept_call_runs_beside_a_discarded_example_call():
+    made: list[str] = []
+    both = hermes_call("find_employee", name="Ben") + "\n" + hermes_call("department_info", department="finance")
+    backend = ScriptedBackend([both, hermes_call("department_info", department="research"), "340000 EUR."])
+    agent = Agent(backend, tools=[find_employee, department_tool(made)], tool_format="hermes")
+    result = agent.run("What is the yearly budget of Ben's department?")
+    assert made == ["research"] and result.output == "340000 EUR."
+    # Both results come back in the order of the calls: Ben's department, then the note about the guess.
+    notes = [m.content for m in backend.requests[1].messages[-2:]]
+    assert notes[0] == "find_employee returned: Ben: department research" and "was not run" in notes[1]
