@@ -19,6 +19,7 @@ policy" alone tells the model only where the answer is, and a small model answer
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 # Left out of the every-word tier: requiring "the" or "of" in a line would only lose matches.
 _FILLER_WORDS = frozenset({"a", "an", "the", "of", "in", "on", "for", "to", "and", "or", "is", "at", "by", "with", "from"})
@@ -66,6 +67,18 @@ def section_after(path: str, lines: list[str], index: int, limit: int = SECTION_
     return found
 
 
+def shown_match(path: str, lines: list[str], index: int, max_chars: int) -> str:
+    """`path:number: text` for the matching `lines[index]`, and for the first lines of its section if it is a heading.
+
+    Example:
+        >>> print(shown_match("travel.md", ["# Travel policy", "Trains: second class."], 0, 80))
+        travel.md:1: # Travel policy
+        travel.md:2: Trains: second class.
+    """
+    numbers = [index, *section_after(path, lines, index)]
+    return "\n".join(f"{path}:{n + 1}: {lines[n].strip()[:max_chars]}" for n in numbers)
+
+
 def named_like(path: str, words: list[str]) -> bool:
     """Whether the last part of `path` contains one of `words`, or its stem is inside one ("guide" in "guides").
 
@@ -103,8 +116,11 @@ class TieredMatches:
         self._tiers: tuple[list[str], list[str], list[str]] = ([], [], [])
         self._capped = [False, False, False]
 
-    def add(self, line: str, shown: str | None = None) -> None:
-        """Sort one line into the best tier it matches; `shown` is what the result lists (default: the line)."""
+    def add(self, line: str, show: Callable[[], str] | None = None) -> None:
+        """Sort one line into the best tier it matches; `show()` makes what the result lists (default: the line).
+
+        `show` is called only for a line kept: a search reads up to MAX_SEARCH_BYTES, mostly lines that do not match.
+        """
         folded = line.lower()
         if self._exact in (folded if self._ignore_case else line):
             tier = 0
@@ -116,7 +132,7 @@ class TieredMatches:
             return
         kept = self._tiers[tier]
         if len(kept) < self.limit:
-            kept.append(line if shown is None else shown)
+            kept.append(line if show is None else show())
         else:
             self._capped[tier] = True
 

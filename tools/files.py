@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import secrets
 import stat
@@ -36,7 +37,7 @@ import unicodedata
 from collections.abc import Generator
 
 from agentkit.tool import Tool, tool
-from agentkit.tools._text_search import TieredMatches, named_like, pattern_words, section_after
+from agentkit.tools._text_search import TieredMatches, named_like, pattern_words, shown_match
 
 DEFAULT_MAX_READ_BYTES = 256 * 1024
 DEFAULT_MAX_WRITE_BYTES = 1024 * 1024
@@ -358,8 +359,7 @@ def file_tools(
                     named.append(shown_path)
                 lines = data.decode("utf-8", errors="replace").splitlines()
                 for index, line in enumerate(lines):
-                    shown = [f"{shown_path}:{n + 1}: {lines[n].strip()[:MAX_MATCH_LINE_CHARS]}" for n in [index, *section_after(shown_path, lines, index)]]
-                    found.add(line, "\n".join(shown))
+                    found.add(line, functools.partial(shown_match, shown_path, lines, index, MAX_MATCH_LINE_CHARS))
                     if found.full:
                         break
                 if found.full or files >= MAX_SEARCH_FILES or scanned >= MAX_SEARCH_BYTES:

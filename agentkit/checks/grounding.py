@@ -46,9 +46,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from agentkit.checks.base import CheckContext, Discard, ScopedCheck
-from agentkit.registry import ToolRegistry
 from agentkit.steps import ParsedStep
-from agentkit.tool import Tool
 from agentkit.types import ToolCall
 
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
@@ -79,9 +77,16 @@ class GroundedCalls(ScopedCheck):
 
     async def check(self, context: CheckContext, step: ParsedStep) -> list[Discard]:
         """The calls of `step` whose values are guesses."""
+        said = _Said.of(context.conversation)
         discards = []
-        for call in ungrounded_calls(step, context.registry, context.conversation):
-            copied = copied_example(call, context.registry.get(call.name), context.conversation)
+        for call in step.calls:
+            if call.name not in context.registry:
+                continue
+            tool = context.registry.get(call.name)
+            examples = description_examples(tool.description, tool.parameters, tool.examples)
+            if _grounded(call, tool.parameters, said, examples):
+                continue
+            copied = next(((name, v) for name, schema, v in _chosen(call, tool.parameters) if _copied(schema, v, examples, said)), None)
             if copied is None:
                 discards.append(Discard(call=call, reason=self.reason))
             else:  # a tool is wanted, with a value the model has yet to find: it may look it up and call again
@@ -94,68 +99,50 @@ class GroundedCalls(ScopedCheck):
         return discards
 
 
-def ungrounded_calls(step: ParsedStep, registry: ToolRegistry, conversation: str) -> list[ToolCall]:
-    """The calls of `step` with numbers or copied examples of the model's own choosing and no value found in `conversation`."""
-    ungrounded = []
-    for call in step.calls:
-        if call.name in registry:
-            tool = registry.get(call.name)
-            examples = description_examples(tool.description, tool.parameters, tool.examples)
-            if not is_grounded(call, tool.parameters, conversation, examples=examples):
-                ungrounded.append(call)
-    return ungrounded
-
-
 def is_grounded(call: ToolCall, parameters: dict[str, Any], conversation: str, *, examples: Sequence[str] = ()) -> bool:
     """False when `call` has numbers or copied examples the model chose and none of its chosen values occurs in `conversation`.
 
     `parameters` is the tool's JSON Schema (its `properties` say which values are fixed choices);
     `examples` the example passages of the tool's descriptions (`description_examples`).
     """
+    return _grounded(call, parameters, _Said.of(conversation), examples)
+
+
+@dataclass(frozen=True)
+class _Said:
+    """The conversation, lowercased, and the numbers in it: where a call's values may come from."""
+
+    text: str
+    numbers: list[float]
+
+    @classmethod
+    def of(cls, conversation: str) -> _Said:
+        text = conversation.lower()
+        return cls(text, [float(n.replace(",", "")) for n in _NUMBER.findall(text)])
+
+    def holds(self, value: Any) -> bool:
+        return _found(value, self.text, self.numbers)
+
+
+def _grounded(call: ToolCall, parameters: dict[str, Any], said: _Said, examples: Sequence[str]) -> bool:
+    chosen = _chosen(call, parameters)
+    if not any(isinstance(v, (int, float)) or _copied(schema, v, examples, said) for _, schema, v in chosen):
+        return True  # strings are too often composed (a shell command, a query) to condemn a call
+    return any(said.holds(v) for _, _, v in chosen)
+
+
+def _chosen(call: ToolCall, parameters: dict[str, Any]) -> list[tuple[str, dict[str, Any], Any]]:
+    """(parameter, its schema, value) for each value the model chose: not fixed by the schema, not a boolean or empty."""
     properties = parameters.get("properties", {})
-    chosen = [
-        (properties.get(name, {}), v) for name, value in call.arguments.items() if not _fixed_choice(properties.get(name, {}))
+    return [
+        (name, properties.get(name, {}), v) for name, value in call.arguments.items() if not _fixed_choice(properties.get(name, {}))
         for v in _leaves(value) if _judged(v)
     ]
-    text = conversation.lower()
-    numbers = [float(n.replace(",", "")) for n in _NUMBER.findall(text)]
-    suspect = any(
-        isinstance(v, (int, float))
-        # A string the description gives as an example is suspect too, unless it is the parameter's default.
-        or (isinstance(v, str) and v != schema.get("default") and _in_examples(v, examples) and not _found(v, text, numbers))
-        for schema, v in chosen
-    )
-    if not suspect:
-        return True  # strings are too often composed (a shell command, a query) to condemn a call
-    return any(_found(v, text, numbers) for _, v in chosen)
 
 
-def copied_example(call: ToolCall, tool: Tool, conversation: str) -> tuple[str, str] | None:
-    """The first argument (name, value) of `call` whose value is an example of `tool`'s description, not in `conversation`.
-
-    Example:
-        >>> from agentkit import tool
-        >>> @tool
-        ... def department_info(department: str) -> str:
-        ...     '''Facts about a department.
-        ...
-        ...     Args:
-        ...         department: the department's name, e.g. "finance".
-        ...     '''
-        ...     return ""
-        >>> copied_example(ToolCall(id="1", name="department_info", arguments={"department": "finance"}), department_info, "Ben's budget?")
-        ('department', 'finance')
-    """
-    examples = description_examples(tool.description, tool.parameters, tool.examples)
-    text = conversation.lower()
-    numbers = [float(n.replace(",", "")) for n in _NUMBER.findall(text)]
-    properties = tool.parameters.get("properties", {})
-    for name, value in call.arguments.items():
-        schema = properties.get(name, {})
-        for v in _leaves(value):
-            if isinstance(v, str) and v.strip() and v != schema.get("default") and _in_examples(v, examples) and not _found(v, text, numbers):
-                return name, v
-    return None
+def _copied(schema: dict[str, Any], value: Any, examples: Sequence[str], said: _Said) -> bool:
+    """A string its description gives as an example, not the parameter's default, and not in the conversation."""
+    return isinstance(value, str) and value != schema.get("default") and _in_examples(value, examples) and not said.holds(value)
 
 
 def description_examples(description: str, parameters: dict[str, Any], examples: Sequence[dict[str, Any]] = ()) -> list[str]:
