@@ -87,6 +87,9 @@ class StepChecking:
         for check in self.checks:
             if not checked.step.calls:
                 return  # an answer, or a step answered after its calls were discarded: nothing to check
+            extend = getattr(check, "extend", None)
+            if extend is not None:
+                await self._extend(extend, checked, context, trace, check.name)
             verdict = [d for d in await check(context, checked.step) if d.call in checked.step.calls and first_time(d, before)]
             checked.step, done, answer = await discard_calls(
                 self.backend, context.request, checked.step, verdict, self.answer_format, step_index=context.step_index
@@ -102,6 +105,20 @@ class StepChecking:
                 if trace:
                     calls = [d.call.model_dump(mode="json") for d in same]
                     trace.event("calls_dropped", step=context.step_index, calls=calls, reason=reason, check=check.name)
+
+
+    async def _extend(self, extend: Any, checked: CheckedStep, context: CheckContext, trace: TraceWriter | None, name: str) -> None:
+        """Let a check add calls (`extend`): the step becomes its longer reply, parsed again."""
+        extension = await extend(context, checked.step, checked.generation)
+        checked.usage = checked.usage + extension.usage
+        if extension.reply is None:
+            return
+        before = len(checked.step.calls)
+        checked.generation = extension.reply
+        checked.step = self.tool_format.parse(extension.reply.text, step_index=context.step_index)
+        if trace:
+            calls = [c.model_dump(mode="json") for c in checked.step.calls[before:]]
+            trace.event("calls_added", step=context.step_index, calls=calls, check=name)
 
 
 def trace_model_call(trace: TraceWriter, index: int, attempt: int, generation: Any, *, error: str | None) -> None:

@@ -331,8 +331,8 @@ class Agent:
         Example:
             >>> from agentkit.testing import ScriptedBackend
             >>> described = Agent(ScriptedBackend([])).describe()
-            >>> described["tool_format"], described["step_checks"]
-            ('agentkit', ["prune_calls(formats=('agentkit',))", 'grounded_calls', "judged_calls(skip_formats=('agentkit',), first_step_only=True)"])
+            >>> described["tool_format"], described["step_checks"][:3]
+            ('agentkit', ['more_calls(first_step_only=True)', "prune_calls(formats=('agentkit',))", 'grounded_calls'])
         """
         schema = json.dumps(self.constraint.model_dump(mode="json"), sort_keys=True).encode()
         return {

@@ -27,11 +27,11 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer", help="tokenizer folder for --random-8b (default: the embedded SmolLM2's)")
 
 
-CHECK_OPTIONS = {"prune": "prune_calls", "grounded": "grounded_calls", "judged": "judged_calls"}
+CHECK_OPTIONS = {"more": "more_calls", "prune": "prune_calls", "grounded": "grounded_calls", "judged": "judged_calls"}
 
 
 def add_check_options(parser: argparse.ArgumentParser) -> None:
-    """--prune-calls/--grounded-calls/--judged-calls auto|on|off: the agent's step checks (agentkit.checks)."""
+    """--more-calls/--prune-calls/--grounded-calls/--judged-calls auto|on|off: the agent's step checks (agentkit.checks)."""
     for flag, name in CHECK_OPTIONS.items():
         parser.add_argument(
             f"--{flag}-calls", choices=["auto", "on", "off"], default="auto",

@@ -1,7 +1,8 @@
 """Step checks: looks at the calls of each step the model writes, before they run, that may discard some.
 
 `Agent(step_checks=...)` is a sequence of checks, run in order, each on the step as the previous ones
-left it (only steps with calls are checked). A discarded call never runs; it is in `Step.discarded`
+left it (only steps with calls are checked). A check with an `extend` method may also add calls
+(`Extension`). A discarded call never runs; it is in `Step.discarded`
 with its reason and the check's name, and in the trace (`calls_dropped`). When no call is left, the
 model is asked for its answer, with a note saying which call was not run and why (the reason),
 unless the check discarded with `call_again` (`Discard`).
@@ -10,6 +11,11 @@ The default, `DEFAULT_STEP_CHECKS`, was measured on SmolLM2-135M and on the tool
 models Qwen2.5-Coder 0.5B and 1.5B (benchmarks/RESULTS.md); no check on by default drops a correct
 call of a tool-tuned model:
 
+- `MoreCalls(first_step_only=True)`: after the calls of a run's first step, the model is made to
+  write one more (the reply kept as written, one call added under the grammar); the call is kept
+  when it calls a tool the step calls with a value from the conversation no call of it used (the
+  next of the values the task lists), and asked again. It adds calls rather than discarding them
+  (its `extend`); the checks after it see the calls added. Local engines only.
 - `PruneCalls(formats=("agentkit",))`: a step's extra calls the model itself scores as less likely
   than stopping. Only for the `agentkit` format (models without a tool format of their own): on
   Qwen2.5-Coder-1.5B it dropped the correct second call of "the weather in Oslo and in Lima".
@@ -52,13 +58,15 @@ Example: a check of your own, an allowlist of argument values.
 
 from __future__ import annotations
 
-from agentkit.checks.base import CheckContext, Discard, ScopedCheck, StepCheck, describe_check
+from agentkit.checks.base import CheckContext, Discard, Extension, ScopedCheck, StepCheck, describe_check
 from agentkit.checks.grounding import GroundedCalls
 from agentkit.checks.judging import JudgedCalls
+from agentkit.checks.more_calls import MoreCalls
 from agentkit.checks.pruning import PruneCalls
 
 # The checks every agent runs unless told otherwise, each with the scope it was measured to help in.
 DEFAULT_STEP_CHECKS: tuple[StepCheck, ...] = (
+    MoreCalls(first_step_only=True),
     PruneCalls(formats=("agentkit",)),
     GroundedCalls(),
     JudgedCalls(skip_formats=("agentkit",), first_step_only=True),
@@ -68,8 +76,10 @@ __all__ = [
     "DEFAULT_STEP_CHECKS",
     "CheckContext",
     "Discard",
+    "Extension",
     "GroundedCalls",
     "JudgedCalls",
+    "MoreCalls",
     "PruneCalls",
     "ScopedCheck",
     "StepCheck",

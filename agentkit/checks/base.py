@@ -8,12 +8,12 @@ and why (`agentkit.checks.answering`).
 
 Example:
     >>> import asyncio
-    >>> from agentkit.backend import Backend, GenerationRequest
+    >>> from agentkit.backend import Backend, Generation, GenerationRequest
     >>> from agentkit.formats import make_tool_format
     >>> from agentkit.registry import ToolRegistry
     >>> from agentkit.steps import ParsedStep
     >>> from agentkit.testing import ScriptedBackend
-    >>> from agentkit.types import ToolCall
+    >>> from agentkit.types import ToolCall, Usage
     >>> class NoDeletes:
     ...     name = "no_deletes"
     ...     async def __call__(self, context, step):
@@ -36,11 +36,11 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from agentkit.backend import Backend, GenerationRequest
+from agentkit.backend import Backend, Generation, GenerationRequest
 from agentkit.formats import ToolFormat
 from agentkit.registry import ToolRegistry
 from agentkit.steps import ParsedStep
-from agentkit.types import ToolCall
+from agentkit.types import ToolCall, Usage
 
 
 class Discard(BaseModel):
@@ -62,6 +62,23 @@ class Discard(BaseModel):
     call: ToolCall
     reason: str
     call_again: bool = False
+
+
+@dataclass(frozen=True)
+class Extension:
+    """What a check with `extend` did: the reply that now stands for the step (None: unchanged), and the usage of asking.
+
+    A check may add calls as well as discard them: one with an `async def extend(context, step,
+    reply)` method is asked first, with the step's reply (`Generation`), and returns the reply
+    continued with its calls (`agentkit.checks.MoreCalls`); the checks after it see the calls added.
+
+    Example:
+        >>> Extension(reply=None, usage=Usage()).reply is None
+        True
+    """
+
+    reply: Generation | None
+    usage: Usage
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,8 @@ class StepCheck(Protocol):
     """A step check: has a `name` (in traces and `Step.discarded`) and is awaited as `check(context, step)`.
 
     It returns the calls of `step` to discard (`Discard`), each with its reason; [] keeps them all.
+    A check may also add calls: it then has `async def extend(context, step, reply)`, asked first
+    with the step's reply, that returns an `Extension` (`agentkit.checks.MoreCalls`).
     Any object with these two works: a class with `name` and `async def __call__`, or a `ScopedCheck`
     subclass to limit it to some tool formats or to a run's first step.
 

@@ -118,7 +118,7 @@ class _Said:
     @classmethod
     def of(cls, conversation: str) -> _Said:
         text = conversation.lower()
-        return cls(text, [float(n.replace(",", "")) for n in _NUMBER.findall(text)])
+        return cls(text, numbers_in(text))
 
     def holds(self, value: Any) -> bool:
         return _found(value, self.text, self.numbers)
@@ -129,6 +129,27 @@ def _grounded(call: ToolCall, parameters: dict[str, Any], said: _Said, examples:
     if not any(isinstance(v, (int, float)) or _copied(schema, v, examples, said) for _, schema, v in chosen):
         return True  # strings are too often composed (a shell command, a query) to condemn a call
     return any(said.holds(v) for _, _, v in chosen)
+
+
+def chosen_values(call: ToolCall, parameters: dict[str, Any]) -> list[Any]:
+    """The values of `call` the model chose: every leaf but booleans, empty strings and the schema's fixed choices.
+
+    Example:
+        >>> call = ToolCall(id="1", name="f", arguments={"city": "Lima", "days": [1, 2], "metric": True, "unit": "C"})
+        >>> chosen_values(call, {"properties": {"unit": {"enum": ["C", "F"]}}})
+        ['Lima', 1, 2]
+    """
+    return [v for _, _, v in _chosen(call, parameters)]
+
+
+def numbers_in(text: str) -> list[float]:
+    """The numbers written in `text` ("1,000" is one number; "5,10" two).
+
+    Example:
+        >>> numbers_in("1,000 people on 5,10 and 15 May")
+        [1000.0, 5.0, 10.0, 15.0]
+    """
+    return [float(n.replace(",", "")) for n in _NUMBER.findall(text)]
 
 
 def _chosen(call: ToolCall, parameters: dict[str, Any]) -> list[tuple[str, dict[str, Any], Any]]:

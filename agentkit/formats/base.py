@@ -92,6 +92,34 @@ class TextAnswerFormat:
     def _check_tools(self) -> None:
         """Raise `ToolDefinitionError` for tools the syntax cannot express."""
 
+    def _one_more_call(self, text: str) -> tuple[str, str] | None:
+        """How the calls of `text` (a reply with calls) go on to one more: (the text to keep, the Lark that follows).
+
+        None when this format cannot say (`one_more_call_constraint` then gives nothing).
+        """
+        return None
+
+    def one_more_call_constraint(self, text: str) -> LarkConstraint | None:
+        """A grammar that writes `text` (a reply with calls) as it is, then exactly one more call in the same spelling.
+
+        `agentkit.checks.MoreCalls` asks for it; None when the format cannot continue `text`.
+
+        Example:
+            >>> from agentkit.formats import make_tool_format
+            >>> from agentkit.tools import calculator
+            >>> fmt = make_tool_format("llama3_json", ToolRegistry([calculator]))
+            >>> print(fmt.one_more_call_constraint('{"name": "calculator", "parameters": {"expression": "1"}}').grammar.splitlines()[0])
+            start: "{\\"name\\": \\"calculator\\", \\"parameters\\": {\\"expression\\": \\"1\\"}}" "; " call
+        """
+        if not self.registry.names or self.answer_only:
+            return None
+        spelled = self._one_more_call(text)
+        if spelled is None:
+            return None
+        kept, more = spelled
+        rules = {"start": f"{json.dumps(kept, ensure_ascii=False)} {more}", **self._calls_rules()}
+        return LarkConstraint(grammar="\n".join(f"{name}: {body}" for name, body in rules.items()) + "\n")
+
     # -- ToolFormat ------------------------------------------------------------------------------
 
     def constraint(self) -> LarkConstraint:

@@ -133,6 +133,14 @@ class HermesFormat(TextAnswerFormat):
                 position += 1
         return calls
 
+    def _one_more_call(self, text: str) -> tuple[str, str] | None:
+        kept = text.rstrip()
+        start = _CALL_AT_LINE_START.search(kept) if self.output_type is str else None
+        body = kept[start.start():] if start else kept
+        if body.startswith("```json"):  # inside the fence, after its last call
+            return (kept.removesuffix("```").rstrip("\n"), '"\\n" call_object "\\n```"') if body.endswith("```") else None
+        return kept, '"\\n" call' if body.startswith(OPEN) else '"\\n" call_object'
+
     def render_calls(self, calls: list[ToolCall]) -> str:
         return "\n".join(
             OPEN + "\n" + json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False) + "\n" + CLOSE

@@ -58,5 +58,8 @@ class Llama3JsonFormat(TextAnswerFormat):
             return None  # a JSON answer of the output type
         return [self._call_from_object(data, i, step_index) for i, data in enumerate(objects)]
 
+    def _one_more_call(self, text: str) -> tuple[str, str] | None:
+        return text.rstrip(), '"; " call'
+
     def render_calls(self, calls: list[ToolCall]) -> str:
         return "; ".join(json.dumps({"name": c.name, "parameters": c.arguments}, ensure_ascii=False) for c in calls)

@@ -88,6 +88,12 @@ class PythonicFormat(TextAnswerFormat):
             calls.append(ToolCall(id=f"call_{step_index}_{i}", name=node.func.id, arguments=arguments))
         return calls
 
+    def _one_more_call(self, text: str) -> tuple[str, str] | None:
+        kept = text.rstrip()
+        if not kept.endswith("]"):  # the list inside a <|python_start|> block: not continued
+            return None
+        return kept[:-1], '", " call "]"'
+
     def render_calls(self, calls: list[ToolCall]) -> str:
         rendered = (
             f"{c.name}(" + ", ".join(f"{k}={python_literal(v)}" for k, v in c.arguments.items()) + ")" for c in calls

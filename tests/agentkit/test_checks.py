@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from agentkit import Agent, tool
-from agentkit.checks import DEFAULT_STEP_CHECKS, Discard, GroundedCalls, JudgedCalls, PruneCalls, ScopedCheck
+from agentkit.checks import DEFAULT_STEP_CHECKS, Discard, GroundedCalls, JudgedCalls, MoreCalls, PruneCalls, ScopedCheck
 from agentkit.testing import ScriptedBackend
 from agentkit.trace import read_trace
 
@@ -80,9 +80,13 @@ def test_a_check_discarding_some_calls_lets_the_others_run_without_asking_again(
 def test_the_defaults_are_visible_in_the_signature_describe_and_the_trace(tmp_path):
     assert inspect.signature(Agent).parameters["step_checks"].default is DEFAULT_STEP_CHECKS
     assert (
-        PruneCalls(formats=("agentkit",)), GroundedCalls(), JudgedCalls(skip_formats=("agentkit",), first_step_only=True),
+        MoreCalls(first_step_only=True), PruneCalls(formats=("agentkit",)), GroundedCalls(),
+        JudgedCalls(skip_formats=("agentkit",), first_step_only=True),
     ) == DEFAULT_STEP_CHECKS
-    listed = ["prune_calls(formats=('agentkit',))", "grounded_calls", "judged_calls(skip_formats=('agentkit',), first_step_only=True)"]
+    listed = [
+        "more_calls(first_step_only=True)", "prune_calls(formats=('agentkit',))",
+        "grounded_calls", "judged_calls(skip_formats=('agentkit',), first_step_only=True)",
+    ]
     agent = Agent(ScriptedBackend([{"final_answer": "ok"}]), trace=tmp_path / "run.jsonl")
     assert agent.describe()["step_checks"] == listed
     agent.run("Hi")

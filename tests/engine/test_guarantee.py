@@ -188,6 +188,33 @@ def test_random_weights_write_only_valid_calls_in_every_tool_format(random_engin
     assert len(calls_seen) >= 4, calls_seen
 
 
+@pytest.mark.parametrize("tool_format", ["llama3_json", "pythonic", "hermes"])
+def test_random_weights_continue_a_reply_with_one_more_valid_call(random_engine, tool_format):
+    """`MoreCalls` asks for one more call after a reply's own: the reply stays as written, the call added is valid."""
+    from agentkit import GenerationRequest, LarkConstraint, Message
+    from agentkit.formats import make_tool_format
+    from agentkit.registry import ToolRegistry
+
+    registry = ToolRegistry(TOOLS)
+    fmt = make_tool_format(tool_format, registry, limits=LIMITS)
+    calls_only = re.sub(r"^start: .*$", "start: calls", fmt.grammar, flags=re.MULTILINE)
+    message = [Message(role="user", content="Plan a trip to Zürich, 東京 and القاهرة 🚆")]
+    for seed in range(8):
+        first = random_engine.generate(GenerationRequest(
+            messages=message, constraint=LarkConstraint(grammar=calls_only), max_tokens=1500, temperature=1.0, seed=seed,
+        ))
+        calls = fmt.parse(first.text, step_index=1).calls
+        constraint = fmt.one_more_call_constraint(first.text)
+        assert constraint is not None
+        more = random_engine.generate(GenerationRequest(messages=message, constraint=constraint, max_tokens=3000, temperature=1.0, seed=seed))
+        assert more.finish_reason == "stop"
+        assert more.text.startswith(first.text.rstrip().removesuffix("]").removesuffix("```").rstrip("\n"))
+        continued = fmt.parse(more.text, step_index=1).calls
+        assert continued[: len(calls)] == calls and len(continued) in (len(calls), len(calls) + 1)  # a duplicate is dropped
+        for call in continued:
+            registry.get(call.name).validate_arguments(call.arguments)
+
+
 def test_random_weights_with_structured_output_type(random_engine):
     for seed in range(20):
         agent = Agent(
